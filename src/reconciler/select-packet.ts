@@ -1,0 +1,67 @@
+import semver from 'semver';
+import type { App, Labels, Packet } from '../schema/fleet.js';
+import { formatLabels } from '../schema/labels.js';
+
+export type Selection =
+  | { ok: true; packet: Packet }
+  | { ok: false; code: 'no_matching_packet' | 'ambiguous_match'; message: string };
+
+/** The merged label M of rule 4: the app's pinned labels win over the device's labels. */
+function mergedValue(app: App, device: Labels, key: string): string | undefined {
+  return Object.hasOwn(app.labels, key)
+    ? app.labels[key]
+    : Object.hasOwn(device, key)
+      ? device[key]
+      : undefined;
+}
+
+function labelCount(packet: Packet): number {
+  return Object.keys(packet.labels).length;
+}
+
+/**
+ * The candidates of rule 4 for an app on a device, best first. Without `version`: packets of that name
+ * whose whole labelset is a subset of M, most labels first. With a `version` range: packets whose
+ * `version` label satisfies it and whose other labels are a subset of M, highest version first, then most
+ * labels. `packets` are the packets of the app's name.
+ */
+export function rankCandidates(packets: readonly Packet[], app: App, device: Labels): Packet[] {
+  const range = app.version;
+  const candidates = packets.filter((packet) => {
+    for (const key in packet.labels) {
+      if (range !== undefined && key === 'version') continue;
+      if (mergedValue(app, device, key) !== packet.labels[key]) return false;
+    }
+    if (range === undefined) return true;
+    const version = packet.labels.version;
+    return version !== undefined && semver.valid(version) !== null && semver.satisfies(version, range);
+  });
+  return candidates.sort((a, b) => compareRank(a, b, range !== undefined));
+}
+
+/** Negative when `a` ranks above `b`; 0 is a tie (ambiguous if it happens at the top). */
+export function compareRank(a: Packet, b: Packet, byVersion: boolean): number {
+  if (byVersion) {
+    const v = semver.rcompare(a.labels.version ?? '0.0.0', b.labels.version ?? '0.0.0');
+    if (v !== 0) return v;
+  }
+  return labelCount(b) - labelCount(a);
+}
+
+/** Picks the top of a ranked candidate list; a tie at the top is `ambiguous_match`, none is `no_matching_packet`. */
+export function pickTop(ranked: readonly Packet[], app: App, byVersion: boolean, what: string): Selection {
+  const [first, second] = ranked;
+  if (!first) {
+    const wanted = `${app.name}${Object.keys(app.labels).length ? ` ${formatLabels(app.labels)}` : ''}${app.version ? ` version ${app.version}` : ''}`;
+    return { ok: false, code: 'no_matching_packet', message: `no packet matches ${wanted} (${what})` };
+  }
+  if (second && compareRank(first, second, byVersion) === 0) {
+    const tied = ranked.filter((p) => compareRank(first, p, byVersion) === 0);
+    return {
+      ok: false,
+      code: 'ambiguous_match',
+      message: `${tied.length} packets match ${app.name} equally well (${what}): ${tied.map((p) => formatLabels(p.labels)).join(', ')}`,
+    };
+  }
+  return { ok: true, packet: first };
+}

@@ -1,0 +1,193 @@
+import semver from 'semver';
+import type { App, DeviceRecord, Fleet, FleetSettings, Labels, Packet, Spec } from './fleet.js';
+import { formatLabels, labelsKey, makeLabels } from './labels.js';
+import { parseYamlDocuments, type SourceFile, type YamlDocument } from './parse-yaml-documents.js';
+import { compareProblems, type Problem, type SourceLocation } from './problem.js';
+import { validateDocument, type DocumentKind } from './validate-document.js';
+
+export type ParseResult<T> =
+  { ok: true; value: T; warnings: Problem[] } | { ok: false; errors: Problem[]; warnings: Problem[] };
+
+export const FLEET_FILE = 'fleet.yaml';
+const manifestFolders = ['packets/', 'specs/', 'devices/'];
+
+/** Which files of a repository tree are part of the fleet: `fleet.yaml` and YAML under the three folders. */
+export function isFleetPath(path: string): boolean {
+  return path === FLEET_FILE || (manifestFolders.some((f) => path.startsWith(f)) && /\.ya?ml$/.test(path));
+}
+
+type Raw = Record<string, unknown>;
+
+function labelsOf(value: unknown): Labels {
+  return makeLabels(Object.entries((value ?? {}) as Record<string, string>));
+}
+
+function appsOf(value: unknown): App[] {
+  return ((value ?? []) as Raw[]).map((raw) => ({
+    name: raw.name as string,
+    labels: labelsOf(raw.labels),
+    ...(raw.version === undefined ? {} : { version: raw.version as string }),
+  }));
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Sort order of packets: by name, then by canonical labelset. */
+export function comparePackets(a: Packet, b: Packet): number {
+  return compareStrings(a.name, b.name) || compareStrings(labelsKey(a.labels), labelsKey(b.labels));
+}
+
+function where(location: SourceLocation): string {
+  return `${location.file}:${location.line}:${location.col}`;
+}
+
+/**
+ * Parses a whole fleet repository from its files (in any order). Pure: the shell reads the files from a
+ * directory or from git objects. Returns every error and warning with `file:line:col`; the result is
+ * independent of the order of `files`.
+ */
+export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
+  const errors: Problem[] = [];
+  const warnings: Problem[] = [];
+  const error = (message: string, location: SourceLocation, code: Problem['code'] = 'invalid_manifest') =>
+    errors.push({ severity: 'error', code, message, location });
+  const warn = (message: string, location: SourceLocation) =>
+    warnings.push({ severity: 'warning', code: 'invalid_manifest', message, location });
+
+  let settings: FleetSettings | undefined;
+  const packets: Packet[] = [];
+  const specs: Spec[] = [];
+  const devices: DeviceRecord[] = [];
+
+  const checkApps = (apps: App[], doc: YamlDocument, pointer: string) =>
+    apps.forEach((app, i) => {
+      if (app.version !== undefined && semver.validRange(app.version) === null) {
+        error(`'${app.version}' is not a semver range`, doc.locate(`${pointer}/${i}/version`));
+      }
+    });
+
+  const sorted = [...files].filter((f) => isFleetPath(f.path)).sort((a, b) => compareStrings(a.path, b.path));
+  if (!sorted.some((f) => f.path === FLEET_FILE)) {
+    error('no fleet.yaml: not a fleet repository (the smallest fleet.yaml is the line `kind: Fleet`)', {
+      file: FLEET_FILE,
+      line: 1,
+      col: 1,
+    });
+  }
+  for (const file of sorted) {
+    const parsed = parseYamlDocuments(file);
+    errors.push(...parsed.problems);
+    const isFleetFile = file.path === FLEET_FILE;
+    for (const doc of parsed.documents) {
+      const raw = doc.value as Raw;
+      const kind = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw.kind : undefined;
+      const expected = isFleetFile ? ['Fleet'] : ['Packet', 'Spec', 'Device'];
+      if (typeof kind !== 'string' || !expected.includes(kind)) {
+        const what = typeof kind === 'string' ? `unknown kind '${kind}'` : 'document has no kind';
+        error(`${what}: ${file.path} may hold ${expected.join(', ')}`, doc.locate('/kind'));
+        continue;
+      }
+      const problems = validateDocument(kind as DocumentKind, doc);
+      if (problems.length > 0) {
+        errors.push(...problems);
+        continue;
+      }
+      const location = doc.locate('');
+      if (kind === 'Fleet') {
+        const artifacts = raw.artifacts as { mirrors?: string[] } | undefined;
+        const guards = raw.guards as { allowEmpty?: boolean } | undefined;
+        if (settings) error(`a second Fleet document; the first is at ${where(settings.location)}`, location);
+        settings = {
+          version: (raw.version as number | undefined) ?? 1,
+          artifacts: { mirrors: artifacts?.mirrors ?? [] },
+          guards: { allowEmpty: guards?.allowEmpty ?? false },
+          location,
+        };
+      } else if (kind === 'Packet') {
+        const packet: Packet = {
+          name: raw.name as string,
+          labels: labelsOf(raw.labels),
+          artifact: { ...(raw.artifact as Packet['artifact']) },
+          hooks: { ...((raw.hooks ?? {}) as Packet['hooks']) },
+          requires: appsOf(raw.requires),
+          location,
+        };
+        const version = packet.labels.version;
+        if (version !== undefined && semver.valid(version) === null) {
+          warn(
+            `version label '${version}' of packet ${packet.name} is not semver`,
+            doc.locate('/labels/version'),
+          );
+        }
+        checkApps(packet.requires, doc, '/requires');
+        packets.push(packet);
+      } else if (kind === 'Spec') {
+        const spec: Spec = {
+          id: raw.id as string,
+          target: labelsOf(raw.target),
+          priority: (raw.priority as number | undefined) ?? 0,
+          ...(raw.rollout === undefined
+            ? {}
+            : { rollout: { percent: (raw.rollout as { percent: number }).percent } }),
+          apps: appsOf(raw.apps),
+          location,
+        };
+        if (Object.keys(spec.target).length === 0)
+          warn(`spec ${spec.id} has an empty target: it applies to every device`, location);
+        checkApps(spec.apps, doc, '/apps');
+        specs.push(spec);
+      } else {
+        const device: DeviceRecord = {
+          id: raw.id as string,
+          labels: labelsOf(raw.labels),
+          ...(raw.publicKey === undefined ? {} : { publicKey: raw.publicKey as string }),
+          allowEmpty: (raw.allowEmpty as boolean | undefined) ?? false,
+          location,
+        };
+        const stem = file.path.replace(/^.*\//, '').replace(/\.ya?ml$/, '');
+        if (stem !== device.id) warn(`device record ${device.id} is in a file named ${stem}`, location);
+        devices.push(device);
+      }
+    }
+  }
+
+  const firstById = new Map<string, SourceLocation>();
+  for (const item of [
+    ...packets.map((p) => ({ key: `packet\u0000${p.name}\u0000${labelsKey(p.labels)}`, p })),
+  ]) {
+    const seen = firstById.get(item.key);
+    if (seen) {
+      error(
+        `duplicate packet ${item.p.name} ${formatLabels(item.p.labels)}: also defined at ${where(seen)}`,
+        item.p.location,
+        'duplicate_packet',
+      );
+    } else firstById.set(item.key, item.p.location);
+  }
+  for (const [what, list] of [
+    ['spec', specs],
+    ['device', devices],
+  ] as const) {
+    for (const item of list) {
+      const key = `${what}\u0000${item.id}`;
+      const seen = firstById.get(key);
+      if (seen) error(`duplicate ${what} id ${item.id}: also defined at ${where(seen)}`, item.location);
+      else firstById.set(key, item.location);
+    }
+  }
+
+  warnings.sort(compareProblems);
+  if (errors.length > 0 || !settings) return { ok: false, errors: errors.sort(compareProblems), warnings };
+  return {
+    ok: true,
+    value: {
+      settings,
+      packets: packets.sort(comparePackets),
+      specs: specs.sort((a, b) => compareStrings(a.id, b.id)),
+      devices: devices.sort((a, b) => compareStrings(a.id, b.id)),
+    },
+    warnings,
+  };
+}

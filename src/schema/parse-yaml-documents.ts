@@ -1,0 +1,164 @@
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  type Document,
+  type Node,
+} from 'yaml';
+import type { Problem, SourceLocation } from './problem.js';
+
+/** A file of the fleet as the shell hands it in: a repository-relative path and its bytes or text. */
+export interface SourceFile {
+  path: string;
+  data: string | Uint8Array;
+}
+
+/** One YAML document as plain data, with a way to find where any part of it was written. */
+export interface YamlDocument {
+  value: unknown;
+  /** Location of the value at a JSON pointer (`/apps/0/labels`); falls back to the nearest parent. */
+  locate(pointer: string): SourceLocation;
+}
+
+/** Bounds that keep hostile files (huge, deep, alias bombs) cheap to refuse. */
+export const yamlLimits = {
+  maxFileBytes: 4 * 1024 * 1024,
+  maxDepth: 64,
+  /** Nodes one document may expand to, aliases counted at every use (billion laughs). */
+  maxNodes: 100_000,
+  maxDocuments: 10_000,
+} as const;
+
+class LimitExceeded extends Error {}
+
+export function escapePointerToken(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * Parses every document of a YAML file into plain data. Every scalar becomes its source text (`1.10`
+ * stays `"1.10"`, `yes` stays `"yes"`); the JSON Schemas coerce the few numeric and boolean fields.
+ * Maps have a null prototype. Never throws: malformed, binary, oversized, too deep or alias-bombed input
+ * comes back as `invalid_manifest` problems with `file:line:col`.
+ */
+export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[]; problems: Problem[] } {
+  const at = (line = 1, col = 1): SourceLocation => ({ file: file.path, line, col });
+  const fail = (message: string, location = at()) => ({
+    documents: [],
+    problems: [{ severity: 'error' as const, code: 'invalid_manifest' as const, message, location }],
+  });
+
+  const size = typeof file.data === 'string' ? file.data.length : file.data.byteLength;
+  if (size > yamlLimits.maxFileBytes) {
+    return fail(
+      `file is ${size} bytes, larger than the ${yamlLimits.maxFileBytes} bytes a manifest file may have`,
+    );
+  }
+  let text: string;
+  try {
+    text =
+      typeof file.data === 'string' ? file.data : new TextDecoder('utf-8', { fatal: true }).decode(file.data);
+  } catch {
+    return fail('file is not UTF-8 text');
+  }
+  const nul = text.indexOf('\u0000');
+  if (nul >= 0) return fail('file holds a NUL byte: not a YAML text file');
+
+  const lineCounter = new LineCounter();
+  const locationOf = (offset: number): SourceLocation => {
+    const { line, col } = lineCounter.linePos(offset);
+    return at(line, col);
+  };
+  let docs: Document.Parsed[];
+  try {
+    // An empty stream is an empty array too.
+    docs = [...parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: false })];
+  } catch (error) {
+    // The parser recurses on nesting; a stack overflow is the answer to absurdly deep input.
+    return fail(
+      error instanceof RangeError ? 'document is nested too deeply' : `cannot parse YAML: ${String(error)}`,
+    );
+  }
+  if (docs.length > yamlLimits.maxDocuments) {
+    return fail(`file holds ${docs.length} documents, more than ${yamlLimits.maxDocuments}`);
+  }
+
+  const problems: Problem[] = [];
+  const documents: YamlDocument[] = [];
+  for (const doc of docs) {
+    const issues = [...doc.errors, ...doc.warnings];
+    if (issues.length > 0) {
+      for (const issue of issues) {
+        problems.push({
+          severity: 'error',
+          code: 'invalid_manifest',
+          message: issue.message.split('\n')[0] ?? issue.message,
+          location: locationOf(issue.pos[0]),
+        });
+      }
+      continue;
+    }
+    if (doc.contents === null) continue; // an empty document, e.g. a trailing `---`
+    const positions = new Map<string, number>();
+    let nodes = 0;
+    const convert = (node: Node | null, pointer: string, depth: number, offset: number): unknown => {
+      if (++nodes > yamlLimits.maxNodes)
+        throw new LimitExceeded(`document expands to more than ${yamlLimits.maxNodes} nodes (alias bomb?)`);
+      if (depth > yamlLimits.maxDepth)
+        throw new LimitExceeded(`document is nested deeper than ${yamlLimits.maxDepth} levels`);
+      positions.set(pointer, node?.range?.[0] ?? offset);
+      if (node === null) return '';
+      if (isAlias(node)) {
+        const target = node.resolve(doc);
+        if (target === undefined) throw new LimitExceeded(`unknown alias *${node.source}`);
+        return convert(target, pointer, depth + 1, node.range?.[0] ?? offset);
+      }
+      if (isScalar(node)) return node.source ?? String(node.value);
+      if (isSeq(node)) {
+        return node.items.map((item, i) =>
+          convert(item as Node | null, `${pointer}/${i}`, depth + 1, node.range?.[0] ?? offset),
+        );
+      }
+      if (isMap(node)) {
+        const out = Object.create(null) as Record<string, unknown>;
+        for (const pair of node.items) {
+          if (!isPair(pair) || !isScalar(pair.key)) throw new LimitExceeded('map keys must be plain scalars');
+          const key = pair.key.source ?? String(pair.key.value);
+          const keyOffset = pair.key.range?.[0] ?? offset;
+          const childPointer = `${pointer}/${escapePointerToken(key)}`;
+          out[key] = convert(pair.value as Node | null, childPointer, depth + 1, keyOffset);
+          positions.set(childPointer, keyOffset);
+        }
+        return out;
+      }
+      throw new LimitExceeded('unsupported YAML node');
+    };
+    const start = doc.contents.range[0];
+    try {
+      const value = convert(doc.contents, '', 0, start);
+      documents.push({
+        value,
+        locate(pointer) {
+          for (let p = pointer; ; p = p.slice(0, p.lastIndexOf('/'))) {
+            const offset = positions.get(p);
+            if (offset !== undefined) return locationOf(offset);
+            if (p === '') return locationOf(start);
+          }
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof LimitExceeded)) throw error;
+      problems.push({
+        severity: 'error',
+        code: 'invalid_manifest',
+        message: error.message,
+        location: locationOf(start),
+      });
+    }
+  }
+  return { documents, problems };
+}
