@@ -52,7 +52,7 @@ function why(desired: DesiredPacket): string {
  * Desired × installed → ordered actions: uninstalls first (dependents before their dependencies), then
  * installs and upgrades (dependencies first). A packet whose name and labels match but whose artifact
  * sha256 differs is upgraded. Refuses with `empty_set_refused` a plan that would uninstall every installed
- * packet, unless `allowEmpty`. `planActions(d, installedOf(d))` is empty.
+ * packet and install nothing (an empty desired set on a device that has packets), unless `allowEmpty`. `planActions(d, installedOf(d))` is empty.
  */
 export function planActions(
   desired: readonly DesiredPacket[],
@@ -63,7 +63,7 @@ export function planActions(
   const have = new Map(installed.map((i) => [i.name, i]));
 
   const removed = [...have.keys()].filter((name) => !want.has(name));
-  if (!options.allowEmpty && have.size > 0 && removed.length === have.size) {
+  if (!options.allowEmpty && have.size > 0 && want.size === 0) {
     return {
       ok: false,
       error: {

@@ -1,0 +1,35 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Builds dist/ once if a test run starts without it (npm run check builds first). */
+export function ensureBuilt(): void {
+  if (!existsSync(`${projectRoot}dist/cli/commands/plan.js`)) {
+    execFileSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'ignore' });
+  }
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `gitfleet ARGS` as a real process, exactly as a user would. */
+export function runCli(args: string[], cwd = projectRoot): CliResult {
+  const result = spawnSync(process.execPath, [`${projectRoot}bin/run.js`, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs the CLI with --json and parses stdout, which must be one JSON document. */
+export function runCliJson(args: string[], cwd = projectRoot): { status: number | null; json: unknown } {
+  const result = runCli([...args, '--json'], cwd);
+  return { status: result.status, json: JSON.parse(result.stdout) as unknown };
+}
