@@ -8,7 +8,7 @@ import { planJson, renderPlan } from '../present-plan.js';
 
 export default class Plan extends GitfleetCommand {
   static override summary = "Show one device's desired packets and the actions that would converge it.";
-  static override description = `Resolves the device's labels against the fleet (DESIGN.md §2) and plans install, upgrade and uninstall actions against what it has installed (--installed, default nothing). With --device-id, the device record in devices/ is applied: its labels win over --label. When the device cannot be resolved, prints {"error":{"code","message"}} and exits 1.`;
+  static override description = `Resolves the device's labels against the fleet (see Matching rules in the README) and plans install, upgrade and uninstall actions against what it has installed (--installed, default nothing). With --device-id, the device record in devices/ is applied: its labels win over --label. When the device cannot be resolved, prints {"error":{"code","message"}} and exits 1.`;
   static override examples = [
     '<%= config.bin %> plan --dir fleet-example --label fleet=alpha --label arch=armv7l --json',
     '<%= config.bin %> plan --dir fleet-example --device-id pi-0042',
