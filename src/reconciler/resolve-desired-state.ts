@@ -164,7 +164,8 @@ function closeRequires(
     }
     const settled = next.size === derived.size && [...next].every(([n, p]) => derived.get(n) === p);
     derived = next;
-    if (settled || roundErrors.length > 0) {
+    // Errors count only once the choices settle: a packet replaced in this round may have caused them.
+    if (settled) {
       errors.push(...roundErrors);
       return derived;
     }
