@@ -412,6 +412,24 @@ describe('rule 5: requires', () => {
   });
 });
 
+describe('rule 5: requires that never settle', () => {
+  it('stops at the first repeated choice and names the packets involved', () => {
+    // a@2 needs b; b needs a ^1; so choosing a@2 brings b, which forces a@1, which drops b, ...
+    const f = fleet(
+      [
+        packet('a', { version: '1.0.0' }),
+        packet('a', { version: '2.0.0' }, [app('b', {}, '*')]),
+        packet('b', { version: '1.0.0' }, [app('a', {}, '^1')]),
+        packet('e', { version: '1.0.0' }, [app('a', {}, '*')]),
+      ],
+      [spec('s', {}, [app('e', {}, '*')])],
+    );
+    const state = resolve(f, {});
+    expect(summary(state)).toEqual(['error dependency_cycle']);
+    expect(!state.ok && state.errors[0]?.message).toMatch(/keep changing their choices of a/);
+  });
+});
+
 describe('rule 6: fail closed', () => {
   it('fails the whole device when one app cannot be resolved', () => {
     const f = fleet(

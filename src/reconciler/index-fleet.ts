@@ -2,30 +2,81 @@ import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.j
 import { labelsKey } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { isGlob, matchLabelValue } from './match-label-value.js';
-import { rankCandidates } from './select-packet.js';
+import { pickTop, rankCandidates, type Selection } from './select-packet.js';
 
-interface CompiledSpec {
-  spec: Spec;
-  tests: [key: string, test: (value: string) => boolean][];
+/** The ranked candidates of one app for one class of devices, and the pick of rule 4 among them. */
+export interface Pick {
+  ranked: readonly Packet[];
+  selection: Selection;
 }
 
 /**
- * A fleet indexed once for resolving many devices: specs by an exact target value, packets by name, and a
- * cache of ranked candidates keyed by the app and only those device labels that packets of the app's name
- * mention. Results are identical to scanning every spec and packet for every device; only faster.
+ * An app compiled against the fleet. Devices that agree on the label values packets of the app's name
+ * use (a value no such packet uses counts as absent) get the same candidates, so picks are memoised on
+ * one number that encodes exactly those values.
+ */
+export interface CompiledApp {
+  readonly app: App;
+  readonly nameId: number;
+  /** Indexes into `FleetIndex.packetKeys` of the keys that can change the pick, and their strides. */
+  readonly keys: readonly number[];
+  readonly strides: readonly number[];
+  /** Per key: global value id → the value's class among this name's packets (0: no packet uses it). */
+  readonly classes: readonly Int32Array[];
+  /** Picks by encoded labels; undefined when the combinations are too many: then every pick is computed. */
+  readonly picks: (Pick | undefined)[] | undefined;
+}
+
+/** One app of one spec: what the join (rule 3) works with. */
+export interface Request {
+  readonly spec: CompiledSpec;
+  readonly app: CompiledApp;
+  /** `[this]`, made once: most apps are asked for by one spec. */
+  readonly alone: readonly Request[];
+}
+
+export interface CompiledSpec {
+  readonly spec: Spec;
+  /** Position in id order, so applying specs sort by a number. */
+  readonly order: number;
+  /** The target's keys and value tests that the index does not already guarantee. */
+  readonly keys: readonly string[];
+  readonly tests: readonly ((value: string) => boolean)[];
+  readonly requests: readonly Request[];
+}
+
+/**
+ * A fleet indexed once for resolving many devices: specs by an exact target value, packets by name,
+ * compiled apps with memoised picks. Results are identical to scanning every spec and packet for every
+ * device (bench/reference-resolve.ts is that scan); only faster. Not safe to share across threads.
  */
 export interface FleetIndex {
   readonly fleet: Fleet;
+  /** Every packet or app name, sorted; a name's id is its position. */
+  readonly names: readonly string[];
+  readonly nameIds: ReadonlyMap<string, number>;
   readonly packetsByName: ReadonlyMap<string, readonly Packet[]>;
-  /** Label keys mentioned by any packet of a name: the only device labels that can change its selection. */
-  readonly keysByName: ReadonlyMap<string, readonly string[]>;
+  /** Label keys any packet has, and per key the values packets use (value id = position + 1). */
+  readonly packetKeys: readonly string[];
+  readonly packetValues: readonly ReadonlyMap<string, number>[];
   readonly universal: readonly CompiledSpec[];
-  readonly byExact: ReadonlyMap<string, ReadonlyMap<string, readonly CompiledSpec[]>>;
-  readonly byGlob: ReadonlyMap<string, readonly CompiledSpec[]>;
-  readonly globHits: Map<string, readonly CompiledSpec[]>;
-  readonly candidates: Map<string, readonly Packet[]>;
-  readonly appKeys: WeakMap<App, string>;
+  /** Specs by the exact part of their target: per set of keys, the specs under their values joined by NUL. */
+  readonly byExact: readonly {
+    keys: readonly string[];
+    specs: ReadonlyMap<string, readonly CompiledSpec[]>;
+  }[];
+  readonly byGlob: ReadonlyMap<string, readonly { spec: CompiledSpec; test: (value: string) => boolean }[]>;
+  /** Per glob-anchor key and device value: the glob-anchored specs whose anchor matches. */
+  readonly globHits: Map<string, Map<string, readonly CompiledSpec[]>>;
+  /** A packet's position in `fleet.packets`. */
+  readonly packetIds: ReadonlyMap<Packet, number>;
+  /** The compiled `requires` of each packet. */
+  readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
+  readonly compileApp: (app: App) => CompiledApp;
 }
+
+/** Label combinations an app may be memoised over (packets of one name with many varied keys exceed it). */
+const MAX_COMBINATIONS = 1 << 16;
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
@@ -33,87 +84,192 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   else map.set(key, [value]);
 }
 
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 export function indexFleet(fleet: Fleet): FleetIndex {
   const packetsByName = new Map<string, Packet[]>();
-  for (const packet of fleet.packets) push(packetsByName, packet.name, packet);
-  const keysByName = new Map<string, string[]>();
-  for (const [name, packets] of packetsByName) {
-    keysByName.set(name, [...new Set(packets.flatMap((p) => Object.keys(p.labels)))].sort());
+  const keysByName = new Map<string, Set<string>>();
+  const values = new Map<string, Set<string>>();
+  for (const packet of fleet.packets) {
+    push(packetsByName, packet.name, packet);
+    const keys = keysByName.get(packet.name) ?? new Set<string>();
+    keysByName.set(packet.name, keys);
+    for (const key in packet.labels) {
+      keys.add(key);
+      const seen = values.get(key) ?? new Set<string>();
+      values.set(key, seen.add(packet.labels[key] ?? ''));
+    }
   }
+  const packetKeys = [...values.keys()].sort(compareStrings);
+  const keyIndex = new Map(packetKeys.map((k, i) => [k, i]));
+  const packetValues = packetKeys.map(
+    (k) => new Map([...(values.get(k) ?? [])].sort(compareStrings).map((v, i) => [v, i + 1])),
+  );
+  const allNames = new Set(packetsByName.keys());
+  for (const spec of fleet.specs) for (const app of spec.apps) allNames.add(app.name);
+  for (const packet of fleet.packets) for (const app of packet.requires) allNames.add(app.name);
+  const names = [...allNames].sort(compareStrings);
+  const nameIds = new Map(names.map((n, i) => [n, i]));
+
+  // Identical apps (same name, pins and range) in different specs share their memoised picks.
+  const pickCaches = new Map<string, (Pick | undefined)[]>();
+  const compileApp = (app: App): CompiledApp => {
+    const appKey = `${app.name}\u0000${app.version ?? ''}\u0000${labelsKey(app.labels)}`;
+    // A key the app pins cannot change the pick, nor can `version` under a range (rule 4).
+    const keys = [...(keysByName.get(app.name) ?? [])]
+      .filter((k) => !Object.hasOwn(app.labels, k) && !(app.version !== undefined && k === 'version'))
+      .map((k) => keyIndex.get(k) ?? 0)
+      .sort((a, b) => a - b);
+    const packets = packetsByName.get(app.name) ?? [];
+    let stride = 1;
+    const strides: number[] = [];
+    const classes = keys.map((k) => {
+      const key = packetKeys[k] ?? '';
+      const global = packetValues[k] ?? new Map<string, number>();
+      const used = [
+        ...new Set(packets.flatMap((p) => (Object.hasOwn(p.labels, key) ? [p.labels[key] ?? ''] : []))),
+      ];
+      const table = new Int32Array(global.size + 1);
+      used.forEach((value, i) => (table[global.get(value) ?? 0] = i + 1));
+      strides.push(stride);
+      stride *= used.length + 1;
+      return table;
+    });
+    let picks = pickCaches.get(appKey);
+    if (!picks && stride <= MAX_COMBINATIONS)
+      pickCaches.set(appKey, (picks = new Array<Pick | undefined>(stride)));
+    return { app, nameId: nameIds.get(app.name) ?? 0, keys, strides, classes, picks };
+  };
 
   const universal: CompiledSpec[] = [];
-  const byExact = new Map<string, Map<string, CompiledSpec[]>>();
-  const byGlob = new Map<string, CompiledSpec[]>();
-  for (const spec of fleet.specs) {
+  const byExact = new Map<string, { keys: string[]; specs: Map<string, CompiledSpec[]> }>();
+  const byGlob = new Map<string, { spec: CompiledSpec; test: (value: string) => boolean }[]>();
+  const specs = [...fleet.specs].sort((a, b) => compareStrings(a.id, b.id));
+  specs.forEach((spec, order) => {
     const entries = Object.keys(spec.target)
-      .sort()
+      .sort(compareStrings)
       .map((key) => [key, spec.target[key] ?? ''] as const);
-    const compiled: CompiledSpec = { spec, tests: entries.map(([k, v]) => [k, matchLabelValue(v)]) };
-    // Anchor each spec on one exact key when it has one, so a device only looks at specs that can apply.
-    const anchor = entries.find(([, v]) => !isGlob(v));
-    const first = entries[0];
-    if (anchor) {
-      let values = byExact.get(anchor[0]);
-      if (!values) byExact.set(anchor[0], (values = new Map<string, CompiledSpec[]>()));
-      push(values, anchor[1], compiled);
-    } else if (first) push(byGlob, first[0], compiled);
+    const requests: Request[] = [];
+    // Index a spec under the exact values of its target (a device finds it with one lookup per key set);
+    // a spec whose target is all globs is indexed under its first glob key.
+    const exact = entries.filter(([, v]) => !isGlob(v));
+    const globs = entries.filter(([, v]) => isGlob(v));
+    const anchor = exact.length === 0 ? globs[0] : undefined;
+    const rest = globs.filter((e) => e !== anchor);
+    const compiled: CompiledSpec = {
+      spec,
+      order,
+      keys: rest.map(([k]) => k),
+      tests: rest.map(([, v]) => matchLabelValue(v)),
+      requests,
+    };
+    for (const app of spec.apps) {
+      const alone: Request[] = [];
+      const request: Request = { spec: compiled, app: compileApp(app), alone };
+      alone.push(request);
+      requests.push(request);
+    }
+    if (exact.length > 0) {
+      const keySet = exact.map(([k]) => k).join('\u0000');
+      let group = byExact.get(keySet);
+      if (!group)
+        byExact.set(
+          keySet,
+          (group = { keys: exact.map(([k]) => k), specs: new Map<string, CompiledSpec[]>() }),
+        );
+      push(group.specs, exact.map(([, v]) => v).join('\u0000'), compiled);
+    } else if (anchor) push(byGlob, anchor[0], { spec: compiled, test: matchLabelValue(anchor[1]) });
     else universal.push(compiled);
-  }
+  });
   return {
     fleet,
+    names,
+    nameIds,
     packetsByName,
-    keysByName,
+    packetKeys,
+    packetValues,
     universal,
-    byExact,
+    byExact: [...byExact.values()],
     byGlob,
     globHits: new Map(),
-    candidates: new Map(),
-    appKeys: new WeakMap(),
+    packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
+    requires: new Map(fleet.packets.map((p) => [p, p.requires.map(compileApp)])),
+    compileApp,
   };
 }
 
-/** Rules 1 and 2: the specs whose target matches the device and whose rollout includes it, sorted by id. */
+/** Rules 1 and 2: the specs whose target matches the device and whose rollout includes it, in id order. */
 export function applyingSpecs(index: FleetIndex, device: Device): Spec[] {
-  const found: CompiledSpec[] = [...index.universal];
-  for (const key in device.labels) {
-    const value = device.labels[key] ?? '';
-    const exact = index.byExact.get(key)?.get(value);
-    if (exact) found.push(...exact);
-    const globbed = index.byGlob.get(key);
-    if (globbed) {
-      const cacheKey = `${key}\u0000${value}`;
-      let hits = index.globHits.get(cacheKey);
-      if (!hits) index.globHits.set(cacheKey, (hits = globbed.filter((c) => c.tests[0]?.[1](value))));
-      found.push(...hits);
-    }
-  }
-  const applying = found
-    .filter(({ spec, tests }) => {
-      for (const [key, test] of tests) {
-        if (!Object.hasOwn(device.labels, key) || !test(device.labels[key] ?? '')) return false;
-      }
-      return spec.rollout === undefined || inRollout(spec.id, device.id, spec.rollout.percent);
-    })
-    .map((c) => c.spec);
-  return applying.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return matchSpecs(index, device).map((c) => c.spec);
 }
 
-/** Ranked candidates (rule 4) for an app on a device, memoised on the labels that can change them. */
-export function candidatesFor(index: FleetIndex, app: App, labels: Labels): readonly Packet[] {
-  let appKey = index.appKeys.get(app);
-  if (appKey === undefined) {
-    appKey = `${app.name}\u0000${app.version ?? ''}\u0000${labelsKey(app.labels)}`;
-    index.appKeys.set(app, appKey);
+/** `applyingSpecs`, compiled. */
+export function matchSpecs(index: FleetIndex, device: Device): CompiledSpec[] {
+  const labels = device.labels;
+  const found: CompiledSpec[] = index.universal.length > 0 ? [...index.universal] : [];
+  group: for (const { keys, specs } of index.byExact) {
+    let values = '';
+    for (let i = 0; i < keys.length; i++) {
+      const value = labels[keys[i] as string];
+      if (value === undefined || !Object.hasOwn(labels, keys[i] as string)) continue group;
+      values = i === 0 ? value : `${values}\u0000${value}`;
+    }
+    const exact = specs.get(values);
+    if (exact) for (const c of exact) found.push(c);
   }
-  let key = appKey;
-  for (const k of index.keysByName.get(app.name) ?? []) {
-    if (Object.hasOwn(app.labels, k)) continue;
-    key += Object.hasOwn(labels, k) ? `\u0000${labels[k]}` : '\u0000\u0001';
+  for (const key in labels) {
+    const value = labels[key] ?? '';
+    const globbed = index.byGlob.get(key);
+    if (globbed) {
+      let byValue = index.globHits.get(key);
+      if (!byValue) index.globHits.set(key, (byValue = new Map()));
+      let hits = byValue.get(value);
+      if (!hits) byValue.set(value, (hits = globbed.filter((g) => g.test(value)).map((g) => g.spec)));
+      for (const c of hits) found.push(c);
+    }
   }
-  let ranked = index.candidates.get(key);
-  if (!ranked) {
-    ranked = rankCandidates(index.packetsByName.get(app.name) ?? [], app, labels);
-    index.candidates.set(key, ranked);
+  const applying: CompiledSpec[] = [];
+  next: for (const compiled of found) {
+    const { keys, tests, spec } = compiled;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      const value = labels[key];
+      if (value === undefined || !Object.hasOwn(labels, key) || !(tests[i] as (v: string) => boolean)(value))
+        continue next;
+    }
+    if (spec.rollout === undefined || inRollout(spec.id, device.id, spec.rollout.percent))
+      applying.push(compiled);
   }
-  return ranked;
+  return applying.sort((a, b) => a.order - b.order);
+}
+
+/** The device's label values as value ids per packet key (0: absent, or a value no packet uses). */
+export function encodeDevice(index: FleetIndex, labels: Labels): Int32Array {
+  const { packetKeys, packetValues } = index;
+  const codes = new Int32Array(packetKeys.length);
+  for (let i = 0; i < packetKeys.length; i++) {
+    const value = labels[packetKeys[i] as string];
+    if (value !== undefined && Object.hasOwn(labels, packetKeys[i] as string))
+      codes[i] = packetValues[i]?.get(value) ?? 0;
+  }
+  return codes;
+}
+
+/** Rule 4 for a compiled app on a device, memoised on the label values that can change it. */
+export function pickFor(index: FleetIndex, compiled: CompiledApp, codes: Int32Array, labels: Labels): Pick {
+  let key = 0;
+  for (let i = 0; i < compiled.keys.length; i++) {
+    const code = codes[compiled.keys[i] as number] as number;
+    key += ((compiled.classes[i] as Int32Array)[code] as number) * (compiled.strides[i] as number);
+  }
+  let pick = compiled.picks?.[key];
+  if (!pick) {
+    const { app } = compiled;
+    const ranked = rankCandidates(index.packetsByName.get(app.name) ?? [], app, labels);
+    pick = { ranked, selection: pickTop(ranked, app, app.version !== undefined) };
+    if (compiled.picks) compiled.picks[key] = pick;
+  }
+  return pick;
 }

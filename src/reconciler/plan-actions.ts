@@ -4,9 +4,16 @@ import type { DesiredPacket, ResolveError } from './resolve-desired-state.js';
 
 /** One step of a plan. The agent interprets it; `--dry-run` prints it. */
 export type Action =
-  | { type: 'install'; name: string; to: Packet; reason: string; specs: string[] }
-  | { type: 'upgrade'; name: string; from: InstalledPacket; to: Packet; reason: string; specs: string[] }
-  | { type: 'uninstall'; name: string; from: InstalledPacket; reason: string; specs: string[] };
+  | { type: 'install'; name: string; to: Packet; reason: string; specs: readonly string[] }
+  | {
+      type: 'upgrade';
+      name: string;
+      from: InstalledPacket;
+      to: Packet;
+      reason: string;
+      specs: readonly string[];
+    }
+  | { type: 'uninstall'; name: string; from: InstalledPacket; reason: string; specs: readonly string[] };
 
 export type PlanResult = { ok: true; actions: Action[] } | { ok: false; error: ResolveError };
 

@@ -5,7 +5,13 @@ import { planActions, type Action } from './plan-actions.js';
 import { resolveDesiredState, type DesiredPacket, type ResolveError } from './resolve-desired-state.js';
 
 export type DevicePlan =
-  | { ok: true; device: Device; desired: DesiredPacket[]; actions: Action[]; warnings: string[] }
+  | {
+      ok: true;
+      device: Device;
+      desired: readonly DesiredPacket[];
+      actions: Action[];
+      warnings: readonly string[];
+    }
   | { ok: false; device: Device; errors: ResolveError[] };
 
 /**

@@ -1,18 +1,29 @@
-import type { App, Device, Packet, Spec } from '../schema/fleet.js';
+import type { Device, Packet } from '../schema/fleet.js';
 import type { ErrorCode } from '../schema/gitfleet-error.js';
-import { formatLabels, labelsKey } from '../schema/labels.js';
-import { applyingSpecs, candidatesFor, type FleetIndex } from './index-fleet.js';
-import { compareRank, pickTop, type Selection } from './select-packet.js';
+import { formatLabels } from '../schema/labels.js';
+import {
+  matchSpecs,
+  encodeDevice,
+  pickFor,
+  type CompiledApp,
+  type CompiledSpec,
+  type FleetIndex,
+  type Request,
+} from './index-fleet.js';
+import { compareRank, pickTop } from './select-packet.js';
 
-/** One packet of a device's desired state, with why it is there. */
+/**
+ * One packet of a device's desired state, with why it is there. Shared between devices that have it for
+ * the same reasons: treat as immutable.
+ */
 export interface DesiredPacket {
-  packet: Packet;
+  readonly packet: Packet;
   /** Ids of the specs that ask for it (sorted). */
-  specs: string[];
+  readonly specs: readonly string[];
   /** Names of desired packets that require it (sorted). */
-  requiredBy: string[];
+  readonly requiredBy: readonly string[];
   /** Names of the packets it requires (sorted). */
-  dependsOn: string[];
+  readonly dependsOn: readonly string[];
 }
 
 export interface ResolveError {
@@ -23,118 +34,167 @@ export interface ResolveError {
 
 /** A device's desired state (sorted by name), or every reason it has none (fail closed, rule 6). */
 export type DesiredState =
-  | { ok: true; device: Device; packets: DesiredPacket[]; warnings: string[] }
+  | { ok: true; device: Device; packets: readonly DesiredPacket[]; warnings: readonly string[] }
   | { ok: false; device: Device; errors: ResolveError[] };
 
-/** Rounds of the requires closure before it fails loudly; each round adds at least one packet. */
+/** Rounds of the requires closure before it fails loudly. */
 export const MAX_REQUIRE_ROUNDS = 256;
+
+const none: readonly string[] = Object.freeze([]);
 
 interface Choice {
   packet: Packet;
-  specs: string[];
+  requests: readonly Request[];
 }
 
-function identity(packet: Packet): string {
-  return `${packet.name}\u0000${labelsKey(packet.labels)}`;
+function byApp(a: ResolveError, b: ResolveError): number {
+  const x = a.app ?? '';
+  const y = b.app ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 function describe(packet: Packet): string {
   return `${packet.name} ${formatLabels(packet.labels)}`;
 }
 
-function select(index: FleetIndex, app: App, device: Device, what: string): Selection {
-  return pickTop(candidatesFor(index, app, device.labels), app, app.version !== undefined, what);
+function dependsOn(packet: Packet): readonly string[] {
+  return packet.requires.length === 0 ? none : [...new Set(packet.requires.map((r) => r.name))].sort();
+}
+
+/** Pinned labels of an app that the chosen packet does not have at all: it was a generic fallback. */
+function fallbackWarning({ spec, app }: Request, packet: Packet): string | undefined {
+  const missing = Object.keys(app.app.labels).filter((k) => !Object.hasOwn(packet.labels, k));
+  if (missing.length === 0) return undefined;
+  return `spec ${spec.spec.id} pins ${missing.sort().join(', ')} for ${packet.name}, but the chosen packet ${describe(packet)} has no such label (generic fallback)`;
+}
+
+/** The common case, one spec asking for a packet nothing requires, is built once per fleet and shared. */
+const shared = new WeakMap<
+  CompiledApp,
+  Map<Packet, { desired: DesiredPacket; warning: string | undefined }>
+>();
+
+function sharedDesired(request: Request, packet: Packet) {
+  let byPacket = shared.get(request.app);
+  if (!byPacket) shared.set(request.app, (byPacket = new Map()));
+  let entry = byPacket.get(packet);
+  if (!entry) {
+    const desired = { packet, specs: [request.spec.spec.id], requiredBy: none, dependsOn: dependsOn(packet) };
+    byPacket.set(packet, (entry = { desired, warning: fallbackWarning(request, packet) }));
+  }
+  return entry;
 }
 
 /** Rule 3: join the apps of all applying specs; the highest priority wins, equal ones must agree. */
 function joinApps(
   index: FleetIndex,
-  specs: Spec[],
+  specs: readonly CompiledSpec[],
   device: Device,
+  codes: Int32Array,
   errors: ResolveError[],
-): Map<string, Choice> {
-  const requests = new Map<string, { spec: Spec; app: App }[]>();
+): Map<number, Choice> {
+  // Most names are asked for once: keep a lone request as is, and make a list only for a second one.
+  const requests = new Map<number, Request | Request[]>();
   for (const spec of specs) {
-    for (const app of spec.apps) {
-      const list = requests.get(app.name);
-      if (!list) requests.set(app.name, [{ spec, app }]);
-      else if (spec.priority > (list[0]?.spec.priority ?? 0)) requests.set(app.name, [{ spec, app }]);
-      else if (spec.priority === list[0]?.spec.priority) list.push({ spec, app });
+    for (const request of spec.requests) {
+      const id = request.app.nameId;
+      const current = requests.get(id);
+      if (current === undefined) {
+        requests.set(id, request);
+        continue;
+      }
+      const top = (Array.isArray(current) ? (current[0] as Request) : current).spec.spec.priority;
+      const priority = spec.spec.priority;
+      if (priority > top) requests.set(id, request);
+      else if (priority === top) {
+        if (Array.isArray(current)) current.push(request);
+        else requests.set(id, [current, request]);
+      }
     }
   }
-  const chosen = new Map<string, Choice>();
-  for (const name of [...requests.keys()].sort()) {
-    const top = requests.get(name) ?? [];
-    const picks = new Map<string, Choice>();
-    let failed = false;
-    for (const { spec, app } of top) {
-      const selection = select(index, app, device, `spec ${spec.id}`);
-      if (!selection.ok) {
-        errors.push({ code: selection.code, message: selection.message, app: name });
-        failed = true;
-        break;
-      }
-      const id = identity(selection.packet);
-      const pick = picks.get(id);
-      if (pick) pick.specs.push(spec.id);
-      else picks.set(id, { packet: selection.packet, specs: [spec.id] });
-    }
-    if (failed) continue;
-    if (picks.size > 1) {
-      const options = [...picks.values()].map(
-        (c) => `${describe(c.packet)} (spec ${[...new Set(c.specs)].join(', ')})`,
-      );
-      errors.push({
-        code: 'conflicting_app',
-        message: `specs of equal priority ask for different packets of ${name}: ${options.join(' vs ')}`,
-        app: name,
-      });
+  const chosen = new Map<number, Choice>();
+  for (const [nameId, top] of requests) {
+    if (!Array.isArray(top)) {
+      const { selection } = pickFor(index, top.app, codes, device.labels);
+      if (selection.ok) chosen.set(nameId, { packet: selection.packet, requests: top.alone });
+      else
+        errors.push({
+          code: selection.code,
+          message: `${selection.message} (spec ${top.spec.spec.id})`,
+          app: top.app.app.name,
+        });
       continue;
     }
-    const [only] = picks.values();
-    if (only) chosen.set(name, { packet: only.packet, specs: [...new Set(only.specs)].sort() });
+    let choice: { packet: Packet; requests: Request[] } | undefined;
+    for (const request of top) {
+      const { selection } = pickFor(index, request.app, codes, device.labels);
+      const name = request.app.app.name;
+      if (!selection.ok) {
+        errors.push({
+          code: selection.code,
+          message: `${selection.message} (spec ${request.spec.spec.id})`,
+          app: name,
+        });
+        choice = undefined;
+        break;
+      }
+      if (!choice) choice = { packet: selection.packet, requests: [request] };
+      else if (choice.packet === selection.packet) choice.requests.push(request);
+      else {
+        const options = [choice, { packet: selection.packet, requests: [request] }].map(
+          (c) =>
+            `${describe(c.packet)} (spec ${[...new Set(c.requests.map((r) => r.spec.spec.id))].join(', ')})`,
+        );
+        errors.push({
+          code: 'conflicting_app',
+          message: `specs of equal priority ask for different packets of ${name}: ${options.join(' vs ')}`,
+          app: name,
+        });
+        choice = undefined;
+        break;
+      }
+    }
+    if (choice) chosen.set(nameId, choice);
   }
   return chosen;
 }
 
 /**
  * Rule 5: add what chosen packets require, transitively. A name several packets require gets the best
- * packet that satisfies all of them; a packet an app chose must satisfy every requirement on it.
+ * packet that satisfies all of them; a packet an app chose must satisfy every requirement on it. Errors
+ * count once the choices settle; choices that keep changing fail loudly.
  */
 function closeRequires(
   index: FleetIndex,
-  explicit: Map<string, Choice>,
+  explicit: Map<number, Choice>,
   device: Device,
+  codes: Int32Array,
   errors: ResolveError[],
-) {
-  let derived = new Map<string, Packet>();
+): Map<number, Packet> {
+  const candidates = (app: CompiledApp) => pickFor(index, app, codes, device.labels).ranked;
+  let derived = new Map<number, Packet>();
+  const seen = new Set<string>();
   for (let round = 0; ; round++) {
-    if (round >= MAX_REQUIRE_ROUNDS) {
-      errors.push({
-        code: 'dependency_cycle',
-        message: `requires did not settle after ${MAX_REQUIRE_ROUNDS} rounds`,
-      });
-      return derived;
-    }
-    const wanted = new Map<string, { app: App; by: Packet }[]>();
-    for (const packet of [...explicit.values()].map((c) => c.packet).concat([...derived.values()])) {
-      for (const app of packet.requires) {
-        const list = wanted.get(app.name);
+    const wanted = new Map<number, { app: CompiledApp; by: Packet }[]>();
+    for (const packet of [...[...explicit.values()].map((c) => c.packet), ...derived.values()]) {
+      for (const app of index.requires.get(packet) ?? []) {
+        const list = wanted.get(app.nameId);
         if (list) list.push({ app, by: packet });
-        else wanted.set(app.name, [{ app, by: packet }]);
+        else wanted.set(app.nameId, [{ app, by: packet }]);
       }
     }
-    const next = new Map<string, Packet>();
+    const next = new Map<number, Packet>();
     const roundErrors: ResolveError[] = [];
-    for (const name of [...wanted.keys()].sort()) {
-      const reqs = wanted.get(name) ?? [];
-      const pinned = explicit.get(name)?.packet;
+    for (const [nameId, reqs] of [...wanted].sort((a, b) => a[0] - b[0])) {
+      const name = index.names[nameId] ?? '';
+      const pinned = explicit.get(nameId)?.packet;
       if (pinned) {
-        const refused = reqs.find(({ app }) => !candidatesFor(index, app, device.labels).includes(pinned));
+        const refused = reqs.find(({ app }) => !candidates(app).includes(pinned));
         if (refused) {
+          const range = refused.app.app.version ? ` ${refused.app.app.version}` : '';
           roundErrors.push({
             code: 'conflicting_app',
-            message: `${describe(refused.by)} requires ${name}${refused.app.version ? ` ${refused.app.version}` : ''}, but a spec selects ${describe(pinned)}`,
+            message: `${describe(refused.by)} requires ${name}${range}, but a spec selects ${describe(pinned)}`,
             app: name,
           });
         }
@@ -143,32 +203,53 @@ function closeRequires(
       const [head] = reqs;
       if (!head) continue;
       const what = `required by ${[...new Set(reqs.map((r) => r.by.name))].sort().join(', ')}`;
-      const byVersion = reqs.some((r) => r.app.version !== undefined);
-      const each = reqs.map(({ app }) => candidatesFor(index, app, device.labels));
+      const byVersion = reqs.some((r) => r.app.app.version !== undefined);
+      const each = reqs.map(({ app }) => candidates(app));
       const ranked = each
         .reduce<Packet[]>((acc, list) => acc.filter((p) => list.includes(p)), [...(each[0] ?? [])])
         .sort((a, b) => compareRank(a, b, byVersion));
-      const selection = pickTop(ranked, head.app, byVersion, what);
-      if (selection.ok) next.set(name, selection.packet);
+      const selection = pickTop(ranked, head.app.app, byVersion);
+      if (selection.ok) next.set(nameId, selection.packet);
       else if (
         selection.code === 'no_matching_packet' &&
         each.length > 1 &&
-        each.every((list) => list.length > 0)
+        each.every((l) => l.length > 0)
       ) {
         roundErrors.push({
           code: 'conflicting_app',
           message: `no packet of ${name} satisfies every requirement (${what})`,
           app: name,
         });
-      } else roundErrors.push({ code: selection.code, message: selection.message, app: name });
+      } else roundErrors.push({ code: selection.code, message: `${selection.message} (${what})`, app: name });
     }
-    const settled = next.size === derived.size && [...next].every(([n, p]) => derived.get(n) === p);
+    // When neither the previous nor the new derived packets require anything, the next round would ask
+    // exactly what this one asked: the choices are settled.
+    const quiet = (packets: Iterable<Packet>) => [...packets].every((p) => p.requires.length === 0);
+    const settled =
+      (quiet(derived.values()) && quiet(next.values())) ||
+      (next.size === derived.size && [...next].every(([n, p]) => derived.get(n) === p));
     derived = next;
-    // Errors count only once the choices settle: a packet replaced in this round may have caused them.
     if (settled) {
       errors.push(...roundErrors);
       return derived;
     }
+    const state = [...next].map(([n, p]) => `${n}:${index.packetIds.get(p)}`).join(',');
+    if (round + 1 >= MAX_REQUIRE_ROUNDS) {
+      errors.push({
+        code: 'dependency_cycle',
+        message: `requires did not settle after ${MAX_REQUIRE_ROUNDS} rounds`,
+      });
+      return derived;
+    }
+    if (seen.has(state)) {
+      const names = [...next.keys()].map((n) => index.names[n]).join(', ');
+      errors.push({
+        code: 'dependency_cycle',
+        message: `requires keep changing their choices of ${names}: no stable set exists`,
+      });
+      return derived;
+    }
+    seen.add(state);
   }
 }
 
@@ -181,7 +262,7 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
     if (state.get(name) === 'open') return [...path.slice(path.indexOf(name)), name];
     state.set(name, 'open');
     path.push(name);
-    for (const dep of [...new Set(chosen.get(name)?.requires.map((r) => r.name) ?? [])].sort()) {
+    for (const dep of dependsOn(chosen.get(name) as Packet)) {
       if (!chosen.has(dep)) continue;
       const cycle = visit(dep);
       if (cycle) return cycle;
@@ -190,29 +271,61 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
     state.set(name, 'done');
     return undefined;
   };
-  for (const name of [...chosen.keys()].sort()) {
+  // Only a packet that requires something can be on a cycle.
+  for (const name of [...chosen]
+    .filter(([, p]) => p.requires.length > 0)
+    .map(([n]) => n)
+    .sort()) {
     const cycle = visit(name);
     if (cycle) return cycle;
   }
   return undefined;
 }
 
-/** Pinned labels of an app that the chosen packet does not have at all: it was a generic fallback. */
-function fallbackWarnings(specs: Spec[], chosen: Map<string, Choice>): string[] {
-  const warnings: string[] = [];
-  for (const spec of specs) {
-    for (const app of spec.apps) {
-      const packet = chosen.get(app.name)?.packet;
-      if (!packet || !chosen.get(app.name)?.specs.includes(spec.id)) continue;
-      const missing = Object.keys(app.labels).filter((k) => !Object.hasOwn(packet.labels, k));
-      if (missing.length > 0) {
-        warnings.push(
-          `spec ${spec.id} pins ${missing.sort().join(', ')} for ${app.name}, but the chosen packet ${describe(packet)} has no such label (generic fallback)`,
-        );
-      }
-    }
+/**
+ * Adds what the chosen packets require to `packets` (the explicit ones, in name order), and fills in
+ * `requiredBy`. The slower, rarer path: most packets require nothing.
+ */
+function withRequires(
+  index: FleetIndex,
+  explicit: Map<number, Choice>,
+  packets: readonly DesiredPacket[],
+  device: Device,
+  codes: Int32Array,
+  errors: ResolveError[],
+): DesiredPacket[] {
+  const derived = closeRequires(index, explicit, device, codes, errors);
+  if (errors.length > 0) return [];
+  const chosen = new Map<string, Packet>();
+  for (const { packet } of explicit.values()) chosen.set(packet.name, packet);
+  for (const packet of derived.values()) chosen.set(packet.name, packet);
+  const cycle = findCycle(chosen);
+  if (cycle) {
+    errors.push({
+      code: 'dependency_cycle',
+      message: `requires form a cycle: ${cycle.join(' → ')}`,
+      app: cycle[0],
+    });
+    return [];
   }
-  return warnings;
+  const requiredBy = new Map<string, string[]>();
+  for (const [name, packet] of [...chosen]
+    .filter(([, p]) => p.requires.length > 0)
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    for (const dep of dependsOn(packet)) requiredBy.set(dep, [...(requiredBy.get(dep) ?? []), name]);
+  }
+  const added = [...derived.values()].map((packet) => ({
+    packet,
+    specs: none,
+    requiredBy: none,
+    dependsOn: dependsOn(packet),
+  }));
+  return [...packets, ...added]
+    .sort((a, b) => (a.packet.name < b.packet.name ? -1 : a.packet.name > b.packet.name ? 1 : 0))
+    .map((d) => {
+      const by = requiredBy.get(d.packet.name);
+      return by ? { ...d, requiredBy: by } : d;
+    });
 }
 
 /**
@@ -222,41 +335,39 @@ function fallbackWarnings(specs: Spec[], chosen: Map<string, Choice>): string[] 
  */
 export function resolveDesiredState(index: FleetIndex, device: Device): DesiredState {
   const errors: ResolveError[] = [];
-  const specs = applyingSpecs(index, device);
-  const explicit = joinApps(index, specs, device, errors);
-  const derived =
-    errors.length === 0 ? closeRequires(index, explicit, device, errors) : new Map<string, Packet>();
-  const chosen = new Map<string, Packet>([
-    ...[...explicit].map(([n, c]) => [n, c.packet] as const),
-    ...derived,
-  ]);
-  if (errors.length === 0) {
-    const cycle = findCycle(chosen);
-    if (cycle)
-      errors.push({
-        code: 'dependency_cycle',
-        message: `requires form a cycle: ${cycle.join(' → ')}`,
-        app: cycle[0],
-      });
-  }
-  if (errors.length > 0) return { ok: false, device, errors };
+  const codes = encodeDevice(index, device.labels);
+  const specs = matchSpecs(index, device);
+  const explicit = joinApps(index, specs, device, codes, errors);
+  if (errors.length > 0) return { ok: false, device, errors: errors.sort(byApp) };
 
-  const requiredBy = new Map<string, Set<string>>();
-  for (const [name, packet] of chosen) {
-    for (const r of packet.requires) {
-      const set = requiredBy.get(r.name);
-      if (set) set.add(name);
-      else requiredBy.set(r.name, new Set([name]));
+  let warnings: string[] | undefined;
+  let requires = false;
+  const packets: DesiredPacket[] = [];
+  for (const nameId of [...explicit.keys()].sort((x, y) => x - y)) {
+    const { packet, requests } = explicit.get(nameId) as Choice;
+    requires ||= packet.requires.length > 0;
+    const [only] = requests;
+    if (only && requests.length === 1) {
+      const { desired, warning } = sharedDesired(only, packet);
+      packets.push(desired);
+      if (warning) (warnings ??= []).push(warning);
+      continue;
+    }
+    packets.push({
+      packet,
+      specs: [...new Set(requests.map((r) => r.spec.spec.id))].sort(),
+      requiredBy: none,
+      dependsOn: dependsOn(packet),
+    });
+    for (const request of requests) {
+      const warning = fallbackWarning(request, packet);
+      if (warning) (warnings ??= []).push(warning);
     }
   }
-  const packets = [...chosen.keys()].sort().map((name): DesiredPacket => {
-    const packet = chosen.get(name) as Packet;
-    return {
-      packet,
-      specs: explicit.get(name)?.specs ?? [],
-      requiredBy: [...(requiredBy.get(name) ?? [])].sort(),
-      dependsOn: [...new Set(packet.requires.map((r) => r.name))].sort(),
-    };
-  });
-  return { ok: true, device, packets, warnings: fallbackWarnings(specs, explicit) };
+  if (requires) {
+    const closed = withRequires(index, explicit, packets, device, codes, errors);
+    if (errors.length > 0) return { ok: false, device, errors };
+    return { ok: true, device, packets: closed, warnings: warnings?.sort() ?? none };
+  }
+  return { ok: true, device, packets, warnings: warnings?.sort() ?? none };
 }

@@ -15,6 +15,28 @@ function mergedValue(app: App, device: Labels, key: string): string | undefined 
       : undefined;
 }
 
+// Memoised semver parsing: a fleet has few distinct versions and ranges, and the resolver asks often.
+const zero = new semver.SemVer('0.0.0');
+const versions = new Map<string, semver.SemVer | null>();
+const ranges = new Map<string, semver.Range | null>();
+
+function memo<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let value = cache.get(key);
+  if (value === undefined && !cache.has(key)) {
+    if (cache.size > 100_000) cache.clear();
+    cache.set(key, (value = make()));
+  }
+  return value as T;
+}
+
+function parseVersion(version: string): semver.SemVer | null {
+  return memo(versions, version, () => (semver.valid(version) === null ? null : new semver.SemVer(version)));
+}
+
+function parseRange(range: string): semver.Range | null {
+  return memo(ranges, range, () => (semver.validRange(range) === null ? null : new semver.Range(range)));
+}
+
 function labelCount(packet: Packet): number {
   return Object.keys(packet.labels).length;
 }
@@ -26,15 +48,15 @@ function labelCount(packet: Packet): number {
  * labels. `packets` are the packets of the app's name.
  */
 export function rankCandidates(packets: readonly Packet[], app: App, device: Labels): Packet[] {
-  const range = app.version;
+  const range = app.version === undefined ? undefined : parseRange(app.version);
   const candidates = packets.filter((packet) => {
     for (const key in packet.labels) {
       if (range !== undefined && key === 'version') continue;
       if (mergedValue(app, device, key) !== packet.labels[key]) return false;
     }
     if (range === undefined) return true;
-    const version = packet.labels.version;
-    return version !== undefined && semver.valid(version) !== null && semver.satisfies(version, range);
+    const version = parseVersion(packet.labels.version ?? '');
+    return range !== null && version !== null && range.test(version);
   });
   return candidates.sort((a, b) => compareRank(a, b, range !== undefined));
 }
@@ -42,25 +64,31 @@ export function rankCandidates(packets: readonly Packet[], app: App, device: Lab
 /** Negative when `a` ranks above `b`; 0 is a tie (ambiguous if it happens at the top). */
 export function compareRank(a: Packet, b: Packet, byVersion: boolean): number {
   if (byVersion) {
-    const v = semver.rcompare(a.labels.version ?? '0.0.0', b.labels.version ?? '0.0.0');
+    const v = (parseVersion(b.labels.version ?? '') ?? zero).compare(
+      parseVersion(a.labels.version ?? '') ?? zero,
+    );
     if (v !== 0) return v;
   }
   return labelCount(b) - labelCount(a);
 }
 
-/** Picks the top of a ranked candidate list; a tie at the top is `ambiguous_match`, none is `no_matching_packet`. */
-export function pickTop(ranked: readonly Packet[], app: App, byVersion: boolean, what: string): Selection {
+/**
+ * Picks the top of a ranked candidate list; a tie at the top is `ambiguous_match`, none is
+ * `no_matching_packet`. Messages name the app, not who asked for it: the caller adds that.
+ */
+export function pickTop(ranked: readonly Packet[], app: App, byVersion: boolean): Selection {
   const [first, second] = ranked;
   if (!first) {
-    const wanted = `${app.name}${Object.keys(app.labels).length ? ` ${formatLabels(app.labels)}` : ''}${app.version ? ` version ${app.version}` : ''}`;
-    return { ok: false, code: 'no_matching_packet', message: `no packet matches ${wanted} (${what})` };
+    const pins = Object.keys(app.labels).length ? ` ${formatLabels(app.labels)}` : '';
+    const range = app.version ? ` version ${app.version}` : '';
+    return { ok: false, code: 'no_matching_packet', message: `no packet matches ${app.name}${pins}${range}` };
   }
   if (second && compareRank(first, second, byVersion) === 0) {
     const tied = ranked.filter((p) => compareRank(first, p, byVersion) === 0);
     return {
       ok: false,
       code: 'ambiguous_match',
-      message: `${tied.length} packets match ${app.name} equally well (${what}): ${tied.map((p) => formatLabels(p.labels)).join(', ')}`,
+      message: `${tied.length} packets match ${app.name} equally well: ${tied.map((p) => formatLabels(p.labels)).join(', ')}`,
     };
   }
   return { ok: true, packet: first };

@@ -84,5 +84,5 @@ export interface InstalledPacket {
   labels: Labels;
   sha256?: string;
   /** Names of the packets it required when installed; orders uninstalls (dependents first). */
-  requires: string[];
+  requires: readonly string[];
 }
