@@ -224,7 +224,7 @@ export function matchSpecs(index: FleetIndex, device: Device): CompiledSpec[] {
     const globbed = index.byGlob.get(key);
     if (globbed) {
       let byValue = index.globHits.get(key);
-      if (!byValue) index.globHits.set(key, (byValue = new Map()));
+      if (!byValue) index.globHits.set(key, (byValue = new Map<string, readonly CompiledSpec[]>()));
       let hits = byValue.get(value);
       if (!hits) byValue.set(value, (hits = globbed.filter((g) => g.test(value)).map((g) => g.spec)));
       for (const c of hits) found.push(c);

@@ -76,7 +76,11 @@ const shared = new WeakMap<
 
 function sharedDesired(request: Request, packet: Packet) {
   let byPacket = shared.get(request.app);
-  if (!byPacket) shared.set(request.app, (byPacket = new Map()));
+  if (!byPacket)
+    shared.set(
+      request.app,
+      (byPacket = new Map<Packet, { desired: DesiredPacket; warning: string | undefined }>()),
+    );
   let entry = byPacket.get(packet);
   if (!entry) {
     const desired = { packet, specs: [request.spec.spec.id], requiredBy: none, dependsOn: dependsOn(packet) };
