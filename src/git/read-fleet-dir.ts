@@ -1,5 +1,5 @@
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { isFleetPath } from '../schema/parse-fleet.js';
 import type { SourceFile } from '../schema/parse-yaml-documents.js';
 import { readBounded } from './read-bounded.js';
@@ -15,7 +15,7 @@ export async function readFleetDir(dir: string): Promise<SourceFile[]> {
   for (const entry of entries) {
     if (!entry.isFile()) continue;
     const full = join(entry.parentPath, entry.name);
-    const path = full.slice(dir.length).replace(/\\/g, '/').replace(/^\/+/, '');
+    const path = relative(dir, full).split(sep).join('/');
     if (isFleetPath(path)) files.push({ path, data: await readBounded(full) });
   }
   return files;

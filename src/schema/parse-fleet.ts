@@ -85,7 +85,15 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
       const kind = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw.kind : undefined;
       const expected = isFleetFile ? ['Fleet'] : ['Packet', 'Spec', 'Device'];
       if (typeof kind !== 'string' || !expected.includes(kind)) {
-        const what = typeof kind === 'string' ? `unknown kind '${kind}'` : 'document has no kind';
+        const known = ['Fleet', 'Packet', 'Spec', 'Device'];
+        const what =
+          typeof kind !== 'string'
+            ? 'document has no kind'
+            : !known.includes(kind)
+              ? `unknown kind '${kind}'`
+              : kind === 'Fleet'
+                ? 'a Fleet document belongs in fleet.yaml'
+                : `a ${kind} document belongs under ${kind.toLowerCase()}s/`;
         error(`${what}: ${file.path} may hold ${expected.join(', ')}`, doc.locate('/kind'));
         continue;
       }
@@ -178,6 +186,17 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
     }
   }
 
+  if (
+    !settings &&
+    sorted.some((f) => f.path === FLEET_FILE) &&
+    !errors.some((e) => e.location?.file === FLEET_FILE)
+  ) {
+    error('fleet.yaml holds no Fleet document (the smallest one is the line `kind: Fleet`)', {
+      file: FLEET_FILE,
+      line: 1,
+      col: 1,
+    });
+  }
   warnings.sort(compareProblems);
   if (errors.length > 0 || !settings) return { ok: false, errors: errors.sort(compareProblems), warnings };
   return {

@@ -33,7 +33,35 @@ export const yamlLimits = {
   maxDocuments: 10_000,
 } as const;
 
-class LimitExceeded extends Error {}
+/** A problem found while converting a document, at a source offset. */
+class DocumentProblem extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The offset of the first flow bracket (`[`, `{`) nested deeper than `limit`, or -1. Quoted text and
+ * comments are skipped roughly; it only has to catch absurd nesting before the YAML parser recurses on it.
+ */
+function tooDeepAt(text: string, limit: number): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '[' || c === '{') {
+      if (++depth > limit) return i;
+    } else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+    else if (c === '"' || (c === "'" && /[\s[{,:]/.test(text[i - 1] ?? ' '))) {
+      for (i++; i < text.length && text[i] !== c; i++) if (c === '"' && text[i] === '\\') i++;
+    } else if (c === '#' && /\s/.test(text[i - 1] ?? ' ')) {
+      while (i < text.length && text[i] !== '\n') i++;
+    }
+  }
+  return -1;
+}
 
 export function escapePointerToken(token: string): string {
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -73,6 +101,14 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
     const { line, col } = lineCounter.linePos(offset);
     return at(line, col);
   };
+  const deep = tooDeepAt(text, yamlLimits.maxDepth);
+  if (deep >= 0) {
+    const lines = text.slice(0, deep).split('\n');
+    return fail(
+      `document is nested deeper than ${yamlLimits.maxDepth} levels`,
+      at(lines.length, (lines[lines.length - 1]?.length ?? 0) + 1),
+    );
+  }
   let docs: Document.Parsed[];
   try {
     // An empty stream is an empty array too.
@@ -89,6 +125,8 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
 
   const problems: Problem[] = [];
   const documents: YamlDocument[] = [];
+  // One budget for the whole file: 10,000 documents just under a per-document limit are a bomb too.
+  let nodes = 0;
   for (const doc of docs) {
     const issues = [...doc.errors, ...doc.warnings];
     if (issues.length > 0) {
@@ -102,19 +140,25 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
       }
       continue;
     }
-    if (doc.contents === null) continue; // an empty document, e.g. a trailing `---`
+    // An empty document (a trailing `---`, only comments) has no contents or a null scalar without text.
+    const contents = doc.contents;
+    if (contents === null || (isScalar(contents) && contents.value === null && !contents.source)) continue;
     const positions = new Map<string, number>();
-    let nodes = 0;
     const convert = (node: Node | null, pointer: string, depth: number, offset: number): unknown => {
-      if (++nodes > yamlLimits.maxNodes)
-        throw new LimitExceeded(`document expands to more than ${yamlLimits.maxNodes} nodes (alias bomb?)`);
-      if (depth > yamlLimits.maxDepth)
-        throw new LimitExceeded(`document is nested deeper than ${yamlLimits.maxDepth} levels`);
+      if (++nodes > yamlLimits.maxNodes) {
+        throw new DocumentProblem(
+          `file expands to more than ${yamlLimits.maxNodes} nodes (alias bomb?)`,
+          offset,
+        );
+      }
+      if (depth > yamlLimits.maxDepth) {
+        throw new DocumentProblem(`document is nested deeper than ${yamlLimits.maxDepth} levels`, offset);
+      }
       positions.set(pointer, node?.range?.[0] ?? offset);
       if (node === null) return '';
       if (isAlias(node)) {
         const target = node.resolve(doc);
-        if (target === undefined) throw new LimitExceeded(`unknown alias *${node.source}`);
+        if (target === undefined) throw new DocumentProblem(`unknown alias *${node.source}`, offset);
         return convert(target, pointer, depth + 1, node.range?.[0] ?? offset);
       }
       if (isScalar(node)) return node.source ?? String(node.value);
@@ -126,20 +170,23 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
       if (isMap(node)) {
         const out = Object.create(null) as Record<string, unknown>;
         for (const pair of node.items) {
-          if (!isPair(pair) || !isScalar(pair.key)) throw new LimitExceeded('map keys must be plain scalars');
+          const keyOffset = (isPair(pair) && (pair.key as Node | null)?.range?.[0]) || offset;
+          if (!isPair(pair) || !isScalar(pair.key))
+            throw new DocumentProblem('map keys must be plain scalars', keyOffset);
           const key = pair.key.source ?? String(pair.key.value);
-          const keyOffset = pair.key.range?.[0] ?? offset;
+          // Keys compare as the text they are (`1` and `"1"` are the same key), as label values do.
+          if (Object.hasOwn(out, key)) throw new DocumentProblem(`duplicate key '${key}'`, keyOffset);
           const childPointer = `${pointer}/${escapePointerToken(key)}`;
           out[key] = convert(pair.value as Node | null, childPointer, depth + 1, keyOffset);
           positions.set(childPointer, keyOffset);
         }
         return out;
       }
-      throw new LimitExceeded('unsupported YAML node');
+      throw new DocumentProblem('unsupported YAML node', offset);
     };
-    const start = doc.contents.range[0];
+    const start = contents.range?.[0] ?? 0;
     try {
-      const value = convert(doc.contents, '', 0, start);
+      const value = convert(contents, '', 0, start);
       documents.push({
         value,
         locate(pointer) {
@@ -151,13 +198,14 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
         },
       });
     } catch (error) {
-      if (!(error instanceof LimitExceeded)) throw error;
+      if (!(error instanceof DocumentProblem)) throw error;
       problems.push({
         severity: 'error',
         code: 'invalid_manifest',
         message: error.message,
-        location: locationOf(start),
+        location: locationOf(error.offset),
       });
+      if (nodes > yamlLimits.maxNodes) break;
     }
   }
   return { documents, problems };

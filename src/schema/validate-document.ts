@@ -76,6 +76,8 @@ export function validateDocument(kind: DocumentKind, document: YamlDocument): Pr
   for (const error of validate.errors ?? []) {
     // oneOf failures repeat the branch errors; report each branch error and skip the summary line.
     if (error.keyword === 'oneOf' || error.keyword === 'if') continue;
+    // A bad key fails its pattern inside propertyNames too: report it once, at the key.
+    if (error.schemaPath.includes('/propertyNames/')) continue;
     const { pointer, message } = describe(error);
     const key = `${pointer}\u0000${message}`;
     if (seen.has(key)) continue;
