@@ -67,6 +67,10 @@ export function escapePointerToken(token: string): string {
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
+function unescapePointerToken(token: string): string {
+  return token.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
 /**
  * Parses every document of a YAML file into plain data. Every scalar becomes its source text (`1.10`
  * stays `"1.10"`, `yes` stays `"yes"`); the JSON Schemas coerce the few numeric and boolean fields.
@@ -112,7 +116,7 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
   let docs: Document.Parsed[];
   try {
     // An empty stream is an empty array too.
-    docs = [...parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: false })];
+    docs = [...parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false, merge: false })];
   } catch (error) {
     // The parser recurses on nesting; a stack overflow is the answer to absurdly deep input.
     return fail(
@@ -143,42 +147,48 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
     // An empty document (a trailing `---`, only comments) has no contents or a null scalar without text.
     const contents = doc.contents;
     if (contents === null || (isScalar(contents) && contents.value === null && !contents.source)) continue;
-    const positions = new Map<string, number>();
-    const convert = (node: Node | null, pointer: string, depth: number, offset: number): unknown => {
+    // Where each child of a converted map or list was written, by key: memory stays linear in the nodes
+    // even for long keys nested deep (a map of full pointers would not).
+    const offsets = new WeakMap<object, Map<string, number>>();
+    const convert = (node: Node | null, depth: number, offset: number): unknown => {
       if (++nodes > yamlLimits.maxNodes) {
         throw new DocumentProblem(
-          `file expands to more than ${yamlLimits.maxNodes} nodes (alias bomb?)`,
+          `file expands to more than ${yamlLimits.maxNodes} YAML nodes (aliases count at every use)`,
           offset,
         );
       }
       if (depth > yamlLimits.maxDepth) {
         throw new DocumentProblem(`document is nested deeper than ${yamlLimits.maxDepth} levels`, offset);
       }
-      positions.set(pointer, node?.range?.[0] ?? offset);
       if (node === null) return '';
       if (isAlias(node)) {
         const target = node.resolve(doc);
         if (target === undefined) throw new DocumentProblem(`unknown alias *${node.source}`, offset);
-        return convert(target, pointer, depth + 1, node.range?.[0] ?? offset);
+        return convert(target, depth + 1, node.range?.[0] ?? offset);
       }
       if (isScalar(node)) return node.source ?? String(node.value);
       if (isSeq(node)) {
-        return node.items.map((item, i) =>
-          convert(item as Node | null, `${pointer}/${i}`, depth + 1, node.range?.[0] ?? offset),
-        );
+        const children = new Map<string, number>();
+        const list = node.items.map((item, i) => {
+          const at = (item as Node | null)?.range?.[0] ?? node.range?.[0] ?? offset;
+          children.set(String(i), at);
+          return convert(item as Node | null, depth + 1, at);
+        });
+        offsets.set(list, children);
+        return list;
       }
       if (isMap(node)) {
         const out = Object.create(null) as Record<string, unknown>;
+        const children = new Map<string, number>();
+        offsets.set(out, children);
         for (const pair of node.items) {
           const keyOffset = (isPair(pair) && (pair.key as Node | null)?.range?.[0]) || offset;
-          if (!isPair(pair) || !isScalar(pair.key))
-            throw new DocumentProblem('map keys must be plain scalars', keyOffset);
+          if (!isPair(pair) || !isScalar(pair.key)) throw new DocumentProblem('map keys must be plain scalars', keyOffset);
           const key = pair.key.source ?? String(pair.key.value);
           // Keys compare as the text they are (`1` and `"1"` are the same key), as label values do.
-          if (Object.hasOwn(out, key)) throw new DocumentProblem(`duplicate key '${key}'`, keyOffset);
-          const childPointer = `${pointer}/${escapePointerToken(key)}`;
-          out[key] = convert(pair.value as Node | null, childPointer, depth + 1, keyOffset);
-          positions.set(childPointer, keyOffset);
+          if (Object.hasOwn(out, key)) throw new DocumentProblem(`duplicate key '${key}': map keys must be unique`, keyOffset);
+          children.set(key, keyOffset);
+          out[key] = convert(pair.value as Node | null, depth + 1, keyOffset);
         }
         return out;
       }
@@ -186,15 +196,20 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
     };
     const start = contents.range?.[0] ?? 0;
     try {
-      const value = convert(contents, '', 0, start);
+      const value = convert(contents, 0, start);
       documents.push({
         value,
         locate(pointer) {
-          for (let p = pointer; ; p = p.slice(0, p.lastIndexOf('/'))) {
-            const offset = positions.get(p);
-            if (offset !== undefined) return locationOf(offset);
-            if (p === '') return locationOf(start);
+          let offset = start;
+          let current: unknown = value;
+          for (const token of pointer.split('/').slice(1).map(unescapePointerToken)) {
+            const children = typeof current === 'object' && current !== null ? offsets.get(current) : undefined;
+            const at = children?.get(token);
+            if (at === undefined) break;
+            offset = at;
+            current = (current as Record<string, unknown>)[token];
           }
+          return locationOf(offset);
         },
       });
     } catch (error) {
