@@ -1,32 +1,18 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import {
+  ensureBuilt,
+  projectRoot as root,
+  runCli as gitfleet,
+  type CliResult as Run,
+} from './support/run-cli.js';
 
 /** End-to-end: the built CLI (`node bin/run.js`) against real directories, in real processes. */
 
-const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const example = join(root, 'fleet-example');
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function gitfleet(args: readonly string[], cwd = root): Run {
-  const result = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
-  });
-  if (result.error) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 interface ProblemJson {
   code: string;
@@ -61,11 +47,7 @@ async function copyExample(): Promise<string> {
   return dir;
 }
 
-beforeAll(() => {
-  if (!existsSync(join(root, 'dist', 'cli', 'commands', 'validate.js'))) {
-    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
-  }
-}, 180_000);
+beforeAll(ensureBuilt, 180_000);
 
 afterAll(async () => {
   for (const dir of temps) await rm(dir, { recursive: true, force: true });

@@ -10,7 +10,8 @@ import { readFleetDir } from './read-fleet-dir.js';
 
 async function assertDirectory(dir: string): Promise<void> {
   const info = await stat(dir).catch(() => undefined);
-  if (!info?.isDirectory()) throw new GitfleetError('invalid_manifest', `${dir} is not a directory`);
+  if (!info) throw new GitfleetError('invalid_manifest', `${dir} does not exist`);
+  if (!info.isDirectory()) throw new GitfleetError('invalid_manifest', `${dir} is not a directory`);
 }
 
 /** Validates the fleet in a working tree (files on disk). */

@@ -6,6 +6,8 @@ import {
   isSeq,
   LineCounter,
   parseAllDocuments,
+  visit,
+  type Alias,
   type Document,
   type Node,
 } from 'yaml';
@@ -84,7 +86,14 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
     problems: [{ severity: 'error' as const, code: 'invalid_manifest' as const, message, location }],
   });
 
-  const size = typeof file.data === 'string' ? file.data.length : file.data.byteLength;
+  // A string's UTF-8 size is at most three bytes a character; count exactly only when that could matter.
+  const data = file.data;
+  const size =
+    typeof data !== 'string'
+      ? data.byteLength
+      : data.length * 3 <= yamlLimits.maxFileBytes
+        ? data.length
+        : new TextEncoder().encode(data).byteLength;
   if (size > yamlLimits.maxFileBytes) {
     return fail(
       `file is ${size} bytes, larger than the ${yamlLimits.maxFileBytes} bytes a manifest file may have`,
@@ -97,6 +106,7 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
   } catch {
     return fail('file is not UTF-8 text');
   }
+  if (text.startsWith('\uFEFF')) text = text.slice(1); // a byte-order mark is not part of the first line
   const nul = text.indexOf('\u0000');
   if (nul >= 0) return fail('file holds a NUL byte: not a YAML text file');
 
@@ -116,7 +126,9 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
   let docs: Document.Parsed[];
   try {
     // An empty stream is an empty array too.
-    docs = [...parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false, merge: false })];
+    docs = [
+      ...parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false, merge: false }),
+    ];
   } catch (error) {
     // The parser recurses on nesting; a stack overflow is the answer to absurdly deep input.
     return fail(
@@ -135,11 +147,15 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
     const issues = [...doc.errors, ...doc.warnings];
     if (issues.length > 0) {
       for (const issue of issues) {
+        const message = issue.message.split('\n')[0] ?? issue.message;
+        // The library notices a missing closing quote at the end of the text: point at the opening one.
+        const quote = issue.code === 'MISSING_CHAR' ? /closing (["'])quote/.exec(message)?.[1] : undefined;
+        const at = quote ? text.lastIndexOf(quote, issue.pos[0] - 1) : -1;
         problems.push({
           severity: 'error',
           code: 'invalid_manifest',
-          message: issue.message.split('\n')[0] ?? issue.message,
-          location: locationOf(issue.pos[0]),
+          message,
+          location: locationOf(at >= 0 ? at : issue.pos[0]),
         });
       }
       continue;
@@ -150,6 +166,19 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
     // Where each child of a converted map or list was written, by key: memory stays linear in the nodes
     // even for long keys nested deep (a map of full pointers would not).
     const offsets = new WeakMap<object, Map<string, number>>();
+    // Each alias refers to the latest anchor of its name before it; find them all in one walk (the
+    // library's Alias.resolve walks the whole document for every alias: quadratic).
+    const anchors = new Map<Alias, Node>();
+    const latest = new Map<string, Node>();
+    visit(doc, {
+      Alias(_, alias) {
+        const target = latest.get(alias.source);
+        if (target) anchors.set(alias, target);
+      },
+      Node(_, node) {
+        if (!isAlias(node) && node.anchor) latest.set(node.anchor, node);
+      },
+    });
     const convert = (node: Node | null, depth: number, offset: number): unknown => {
       if (++nodes > yamlLimits.maxNodes) {
         throw new DocumentProblem(
@@ -162,7 +191,7 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
       }
       if (node === null) return '';
       if (isAlias(node)) {
-        const target = node.resolve(doc);
+        const target = anchors.get(node);
         if (target === undefined) throw new DocumentProblem(`unknown alias *${node.source}`, offset);
         return convert(target, depth + 1, node.range?.[0] ?? offset);
       }
@@ -183,10 +212,12 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
         offsets.set(out, children);
         for (const pair of node.items) {
           const keyOffset = (isPair(pair) && (pair.key as Node | null)?.range?.[0]) || offset;
-          if (!isPair(pair) || !isScalar(pair.key)) throw new DocumentProblem('map keys must be plain scalars', keyOffset);
+          if (!isPair(pair) || !isScalar(pair.key))
+            throw new DocumentProblem('map keys must be plain scalars', keyOffset);
           const key = pair.key.source ?? String(pair.key.value);
           // Keys compare as the text they are (`1` and `"1"` are the same key), as label values do.
-          if (Object.hasOwn(out, key)) throw new DocumentProblem(`duplicate key '${key}': map keys must be unique`, keyOffset);
+          if (Object.hasOwn(out, key))
+            throw new DocumentProblem(`duplicate key '${key}': map keys must be unique`, keyOffset);
           children.set(key, keyOffset);
           out[key] = convert(pair.value as Node | null, depth + 1, keyOffset);
         }
@@ -203,7 +234,8 @@ export function parseYamlDocuments(file: SourceFile): { documents: YamlDocument[
           let offset = start;
           let current: unknown = value;
           for (const token of pointer.split('/').slice(1).map(unescapePointerToken)) {
-            const children = typeof current === 'object' && current !== null ? offsets.get(current) : undefined;
+            const children =
+              typeof current === 'object' && current !== null ? offsets.get(current) : undefined;
             const at = children?.get(token);
             if (at === undefined) break;
             offset = at;

@@ -18,18 +18,22 @@ export interface CliResult {
 }
 
 /** Runs `gitfleet ARGS` as a real process, exactly as a user would. */
-export function runCli(args: string[], cwd = projectRoot): CliResult {
+export function runCli(args: readonly string[], cwd = projectRoot): CliResult {
   const result = spawnSync(process.execPath, [`${projectRoot}bin/run.js`, ...args], {
     cwd,
     encoding: 'utf8',
     env: { ...process.env, NO_COLOR: '1' },
     timeout: 60_000,
   });
+  if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** Runs the CLI with --json and parses stdout, which must be one JSON document. */
-export function runCliJson(args: string[], cwd = projectRoot): { status: number | null; json: unknown } {
+export function runCliJson(
+  args: readonly string[],
+  cwd = projectRoot,
+): { status: number | null; json: unknown } {
   const result = runCli([...args, '--json'], cwd);
   return { status: result.status, json: JSON.parse(result.stdout) as unknown };
 }
