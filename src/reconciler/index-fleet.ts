@@ -33,6 +33,8 @@ export interface Request {
   readonly app: CompiledApp;
   /** `[this]`, made once: most apps are asked for by one spec. */
   readonly alone: readonly Request[];
+  /** The resolver's shared results for this request, by packet. */
+  readonly shared: Map<Packet, unknown>;
 }
 
 export interface CompiledSpec {
@@ -73,6 +75,8 @@ export interface FleetIndex {
   /** The compiled `requires` of each packet. */
   readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
   readonly compileApp: (app: App) => CompiledApp;
+  /** One slot per name for the join of one device; empty between calls. */
+  readonly scratch: (Request | Request[] | undefined)[];
 }
 
 /** Label combinations an app may be memoised over (packets of one name with many varied keys exceed it). */
@@ -167,7 +171,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     };
     for (const app of spec.apps) {
       const alone: Request[] = [];
-      const request: Request = { spec: compiled, app: compileApp(app), alone };
+      const request: Request = { spec: compiled, app: compileApp(app), alone, shared: new Map() };
       alone.push(request);
       requests.push(request);
     }
@@ -197,6 +201,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
     requires: new Map(fleet.packets.map((p) => [p, p.requires.map(compileApp)])),
     compileApp,
+    scratch: new Array<Request | Request[] | undefined>(names.length).fill(undefined),
   };
 }
 

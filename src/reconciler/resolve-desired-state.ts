@@ -43,6 +43,7 @@ export const MAX_REQUIRE_ROUNDS = 256;
 const none: readonly string[] = Object.freeze([]);
 
 interface Choice {
+  nameId: number;
   packet: Packet;
   requests: readonly Request[];
 }
@@ -68,23 +69,17 @@ function fallbackWarning({ spec, app }: Request, packet: Packet): string | undef
   return `spec ${spec.spec.id} pins ${missing.sort().join(', ')} for ${packet.name}, but the chosen packet ${describe(packet)} has no such label (generic fallback)`;
 }
 
-/** The common case, one spec asking for a packet nothing requires, is built once per fleet and shared. */
-const shared = new WeakMap<
-  CompiledApp,
-  Map<Packet, { desired: DesiredPacket; warning: string | undefined }>
->();
+/** The common case, one spec asking for a packet nothing requires, is built once per request and shared. */
+interface SharedDesired {
+  desired: DesiredPacket;
+  warning: string | undefined;
+}
 
-function sharedDesired(request: Request, packet: Packet) {
-  let byPacket = shared.get(request.app);
-  if (!byPacket)
-    shared.set(
-      request.app,
-      (byPacket = new Map<Packet, { desired: DesiredPacket; warning: string | undefined }>()),
-    );
-  let entry = byPacket.get(packet);
+function sharedDesired(request: Request, packet: Packet): SharedDesired {
+  let entry = request.shared.get(packet) as SharedDesired | undefined;
   if (!entry) {
     const desired = { packet, specs: [request.spec.spec.id], requiredBy: none, dependsOn: dependsOn(packet) };
-    byPacket.set(packet, (entry = { desired, warning: fallbackWarning(request, packet) }));
+    request.shared.set(packet, (entry = { desired, warning: fallbackWarning(request, packet) }));
   }
   return entry;
 }
@@ -96,31 +91,40 @@ function joinApps(
   device: Device,
   codes: Int32Array,
   errors: ResolveError[],
-): Map<number, Choice> {
+): Choice[] {
   // Most names are asked for once: keep a lone request as is, and make a list only for a second one.
-  const requests = new Map<number, Request | Request[]>();
+  // The slots live in the index (one per name) and are cleared before returning.
+  const slots = index.scratch;
+  const touched: number[] = [];
   for (const spec of specs) {
     for (const request of spec.requests) {
       const id = request.app.nameId;
-      const current = requests.get(id);
+      const current = slots[id];
       if (current === undefined) {
-        requests.set(id, request);
+        slots[id] = request;
+        touched.push(id);
         continue;
       }
       const top = (Array.isArray(current) ? (current[0] as Request) : current).spec.spec.priority;
       const priority = spec.spec.priority;
-      if (priority > top) requests.set(id, request);
+      if (priority > top) slots[id] = request;
       else if (priority === top) {
         if (Array.isArray(current)) current.push(request);
-        else requests.set(id, [current, request]);
+        else slots[id] = [current, request];
       }
     }
   }
-  const chosen = new Map<number, Choice>();
+  touched.sort((a, b) => a - b);
+  const requests = touched.map((id) => {
+    const top = slots[id] as Request | Request[];
+    slots[id] = undefined;
+    return [id, top] as const;
+  });
+  const chosen: Choice[] = [];
   for (const [nameId, top] of requests) {
     if (!Array.isArray(top)) {
       const { selection } = pickFor(index, top.app, codes, device.labels);
-      if (selection.ok) chosen.set(nameId, { packet: selection.packet, requests: top.alone });
+      if (selection.ok) chosen.push({ nameId, packet: selection.packet, requests: top.alone });
       else
         errors.push({
           code: selection.code,
@@ -158,7 +162,7 @@ function joinApps(
         break;
       }
     }
-    if (choice) chosen.set(nameId, choice);
+    if (choice) chosen.push({ nameId, ...choice });
   }
   return chosen;
 }
@@ -341,14 +345,13 @@ export function resolveDesiredState(index: FleetIndex, device: Device): DesiredS
   const errors: ResolveError[] = [];
   const codes = encodeDevice(index, device.labels);
   const specs = matchSpecs(index, device);
-  const explicit = joinApps(index, specs, device, codes, errors);
+  const choices = joinApps(index, specs, device, codes, errors);
   if (errors.length > 0) return { ok: false, device, errors: errors.sort(byApp) };
 
   let warnings: string[] | undefined;
   let requires = false;
   const packets: DesiredPacket[] = [];
-  for (const nameId of [...explicit.keys()].sort((x, y) => x - y)) {
-    const { packet, requests } = explicit.get(nameId) as Choice;
+  for (const { packet, requests } of choices) {
     requires ||= packet.requires.length > 0;
     const [only] = requests;
     if (only && requests.length === 1) {
@@ -369,6 +372,7 @@ export function resolveDesiredState(index: FleetIndex, device: Device): DesiredS
     }
   }
   if (requires) {
+    const explicit = new Map(choices.map((c) => [c.nameId, c]));
     const closed = withRequires(index, explicit, packets, device, codes, errors);
     if (errors.length > 0) return { ok: false, device, errors };
     return { ok: true, device, packets: closed, warnings: warnings?.sort() ?? none };
