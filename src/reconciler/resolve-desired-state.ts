@@ -122,20 +122,11 @@ function joinApps(
   });
   const chosen: Choice[] = [];
   for (const [nameId, top] of requests) {
-    if (!Array.isArray(top)) {
-      const { selection } = pickFor(index, top.app, codes, device.labels);
-      if (selection.ok) chosen.push({ nameId, packet: selection.packet, requests: top.alone });
-      else
-        errors.push({
-          code: selection.code,
-          message: `${selection.message} (spec ${top.spec.spec.id})`,
-          app: top.app.app.name,
-        });
-      continue;
-    }
-    let choice: { packet: Packet; requests: Request[] } | undefined;
-    for (const request of top) {
-      const { selection } = pickFor(index, request.app, codes, device.labels);
+    const list = Array.isArray(top) ? top : top.alone;
+    const pick = (request: Request) => pickFor(index, request.app, codes, device.labels).selection;
+    let packet: Packet | undefined;
+    for (const request of list) {
+      const selection = pick(request);
       const name = request.app.app.name;
       if (!selection.ok) {
         errors.push({
@@ -143,26 +134,27 @@ function joinApps(
           message: `${selection.message} (spec ${request.spec.spec.id})`,
           app: name,
         });
-        choice = undefined;
-        break;
-      }
-      if (!choice) choice = { packet: selection.packet, requests: [request] };
-      else if (choice.packet === selection.packet) choice.requests.push(request);
-      else {
-        const options = [choice, { packet: selection.packet, requests: [request] }].map(
-          (c) =>
-            `${describe(c.packet)} (spec ${[...new Set(c.requests.map((r) => r.spec.spec.id))].join(', ')})`,
-        );
+      } else if (packet === undefined || packet === selection.packet) {
+        packet = selection.packet;
+        continue;
+      } else {
+        const askedBy = new Map<Packet, Set<string>>();
+        for (const r of list) {
+          const s = pick(r);
+          if (s.ok) askedBy.set(s.packet, (askedBy.get(s.packet) ?? new Set()).add(r.spec.spec.id));
+        }
+        const options = [...askedBy].map(([p, specs]) => `${describe(p)} (spec ${[...specs].join(', ')})`);
         errors.push({
           code: 'conflicting_app',
           message: `specs of equal priority ask for different packets of ${name}: ${options.join(' vs ')}`,
           app: name,
         });
-        choice = undefined;
-        break;
       }
+      packet = undefined;
+      break;
     }
-    if (choice) chosen.push({ nameId, ...choice });
+    // Requests that agree collapse into one choice (rule 3).
+    if (packet) chosen.push({ nameId, packet, requests: list });
   }
   return chosen;
 }

@@ -161,29 +161,32 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
     }
   }
 
-  const firstById = new Map<string, SourceLocation>();
-  for (const item of [
-    ...packets.map((p) => ({ key: `packet\u0000${p.name}\u0000${labelsKey(p.labels)}`, p })),
-  ]) {
-    const seen = firstById.get(item.key);
-    if (seen) {
-      error(
-        `duplicate packet ${item.p.name} ${formatLabels(item.p.labels)}: also defined at ${where(seen)}`,
-        item.p.location,
-        'duplicate_packet',
-      );
-    } else firstById.set(item.key, item.p.location);
-  }
-  for (const [what, list] of [
-    ['spec', specs],
-    ['device', devices],
-  ] as const) {
-    for (const item of list) {
-      const key = `${what}\u0000${item.id}`;
-      const seen = firstById.get(key);
-      if (seen) error(`duplicate ${what} id ${item.id}: also defined at ${where(seen)}`, item.location);
-      else firstById.set(key, item.location);
-    }
+  // Identities must be unique: a packet's name and labelset, a spec's id, a device's id.
+  const firstAt = new Map<string, SourceLocation>();
+  const identities = [
+    ...packets.map((p) => ({
+      key: `packet\u0000${p.name}\u0000${labelsKey(p.labels)}`,
+      what: `packet ${p.name} ${formatLabels(p.labels)}`,
+      location: p.location,
+      code: 'duplicate_packet' as const,
+    })),
+    ...specs.map((s) => ({
+      key: `spec\u0000${s.id}`,
+      what: `spec id ${s.id}`,
+      location: s.location,
+      code: undefined,
+    })),
+    ...devices.map((d) => ({
+      key: `device\u0000${d.id}`,
+      what: `device id ${d.id}`,
+      location: d.location,
+      code: undefined,
+    })),
+  ];
+  for (const { key, what, location, code } of identities) {
+    const seen = firstAt.get(key);
+    if (seen) error(`duplicate ${what}: also defined at ${where(seen)}`, location, code);
+    else firstAt.set(key, location);
   }
 
   if (
