@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const coreFiles = ['src/schema/**/*.ts', 'src/reconciler/**/*.ts'];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bin/'] },
+  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'coverage/', 'bin/'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

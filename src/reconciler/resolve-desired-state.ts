@@ -114,16 +114,12 @@ function joinApps(
       }
     }
   }
-  touched.sort((a, b) => a - b);
-  const requests = touched.map((id) => {
-    const top = slots[id] as Request | Request[];
-    slots[id] = undefined;
-    return [id, top] as const;
-  });
+  const pick = (request: Request) => pickFor(index, request.app, codes, device.labels).selection;
   const chosen: Choice[] = [];
-  for (const [nameId, top] of requests) {
+  for (const nameId of Int32Array.from(touched).sort()) {
+    const top = slots[nameId] as Request | Request[];
+    slots[nameId] = undefined;
     const list = Array.isArray(top) ? top : top.alone;
-    const pick = (request: Request) => pickFor(index, request.app, codes, device.labels).selection;
     let packet: Packet | undefined;
     for (const request of list) {
       const selection = pick(request);
