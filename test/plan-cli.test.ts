@@ -15,19 +15,15 @@ const tmp = mkdtempSync(join(tmpdir(), 'gitfleet-plan-'));
 beforeAll(ensureBuilt);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** `gitfleet plan --dir fleet-example --label ... --json` for the given labels. */
+const planFor = (...labels: string[]) =>
+  runCliJson(['plan', '--dir', 'fleet-example', ...labels.flatMap((l) => ['--label', l])]);
+
 const names = (plan: PlanJson) => plan.desired.map((d) => `${d.name}@${d.labels.version}`);
 
 describe('gitfleet plan over fleet-example', () => {
   it('prints {desired, actions} for labels given with --label and exits 0', () => {
-    const { status, json } = runCliJson([
-      'plan',
-      '--dir',
-      'fleet-example',
-      '--label',
-      'fleet=alpha',
-      '--label',
-      'arch=arm64',
-    ]);
+    const { status, json } = planFor('fleet=alpha', 'arch=arm64');
     const plan = json as PlanJson;
     expect(status).toBe(0);
     expect(names(plan)).toEqual(['logger@1.2.0', 'runtime@2.1.0', 'sensor-agent@1.0.0']);
@@ -65,15 +61,7 @@ describe('gitfleet plan over fleet-example', () => {
   });
 
   it('prints {"error":{"code","message"}} and exits 1 when the device cannot be resolved', () => {
-    const { status, json } = runCliJson([
-      'plan',
-      '--dir',
-      'fleet-example',
-      '--label',
-      'fleet=alpha',
-      '--label',
-      'arch=riscv64',
-    ]);
+    const { status, json } = planFor('fleet=alpha', 'arch=riscv64');
     expect(status).toBe(1);
     expect(json).toEqual({
       error: { code: 'no_matching_packet', message: expect.stringMatching(/logger/) as unknown },

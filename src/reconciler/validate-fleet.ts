@@ -33,28 +33,22 @@ export function validateFleet(files: readonly SourceFile[]): ValidationReport {
   const warnings = [...parsed.warnings];
 
   const provided = new Set(fleet.packets.map((p) => p.name));
-  for (const spec of fleet.specs) {
-    for (const app of spec.apps) {
-      if (!provided.has(app.name)) {
-        warnings.push({
-          severity: 'warning',
-          code: 'no_matching_packet',
-          message: `spec ${spec.id} asks for ${app.name}, which no packet provides`,
-          location: spec.location,
-        });
-      }
-    }
-  }
-  for (const packet of fleet.packets) {
-    for (const app of packet.requires) {
-      if (!provided.has(app.name)) {
-        warnings.push({
-          severity: 'warning',
-          code: 'no_matching_packet',
-          message: `packet ${packet.name} requires ${app.name}, which no packet provides`,
-          location: packet.location,
-        });
-      }
+  const askers = [
+    ...fleet.specs.map((spec) => ({
+      who: `spec ${spec.id} asks for`,
+      apps: spec.apps,
+      location: spec.location,
+    })),
+    ...fleet.packets.map((p) => ({
+      who: `packet ${p.name} requires`,
+      apps: p.requires,
+      location: p.location,
+    })),
+  ];
+  for (const { who, apps, location } of askers) {
+    for (const app of apps.filter((a) => !provided.has(a.name))) {
+      const message = `${who} ${app.name}, which no packet provides`;
+      warnings.push({ severity: 'warning', code: 'no_matching_packet', message, location });
     }
   }
   const devices = fleet.devices.map((record) => identifyDevice(fleet, record.id, {}).device);
