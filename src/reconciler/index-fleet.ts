@@ -56,7 +56,6 @@ export interface FleetIndex {
   readonly fleet: Fleet;
   /** Every packet or app name, sorted; a name's id is its position. */
   readonly names: readonly string[];
-  readonly nameIds: ReadonlyMap<string, number>;
   readonly packetsByName: ReadonlyMap<string, readonly Packet[]>;
   /** Label keys any packet has, and per key the values packets use (value id = position + 1). */
   readonly packetKeys: readonly string[];
@@ -74,7 +73,6 @@ export interface FleetIndex {
   readonly packetIds: ReadonlyMap<Packet, number>;
   /** The compiled `requires` of each packet. */
   readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
-  readonly compileApp: (app: App) => CompiledApp;
   /** One slot per name for the join of one device; empty between calls. */
   readonly scratch: (Request | Request[] | undefined)[];
 }
@@ -190,7 +188,6 @@ export function indexFleet(fleet: Fleet): FleetIndex {
   return {
     fleet,
     names,
-    nameIds,
     packetsByName,
     packetKeys,
     packetValues,
@@ -200,7 +197,6 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     globHits: new Map(),
     packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
     requires: new Map(fleet.packets.map((p) => [p, p.requires.map(compileApp)])),
-    compileApp,
     scratch: new Array<Request | Request[] | undefined>(names.length).fill(undefined),
   };
 }
