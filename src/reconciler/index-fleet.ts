@@ -209,7 +209,27 @@ export function applyingSpecs(index: FleetIndex, device: Device): Spec[] {
 /** `applyingSpecs`, compiled. */
 export function matchSpecs(index: FleetIndex, device: Device): CompiledSpec[] {
   const labels = device.labels;
-  const found: CompiledSpec[] = index.universal.length > 0 ? [...index.universal] : [];
+  const applying: CompiledSpec[] = [];
+  // A candidate found through the index still needs its other target values and its rollout bucket.
+  const consider = (candidates: readonly CompiledSpec[]) => {
+    next: for (const compiled of candidates) {
+      const { keys, tests, spec } = compiled;
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string;
+        const value = labels[key];
+        if (
+          value === undefined ||
+          !Object.hasOwn(labels, key) ||
+          !(tests[i] as (v: string) => boolean)(value)
+        ) {
+          continue next;
+        }
+      }
+      if (spec.rollout === undefined || inRollout(spec.id, device.id, spec.rollout.percent))
+        applying.push(compiled);
+    }
+  };
+  consider(index.universal);
   group: for (const { keys, specs } of index.byExact) {
     let values = '';
     for (let i = 0; i < keys.length; i++) {
@@ -218,30 +238,16 @@ export function matchSpecs(index: FleetIndex, device: Device): CompiledSpec[] {
       values = i === 0 ? value : `${values}\u0000${value}`;
     }
     const exact = specs.get(values);
-    if (exact) for (const c of exact) found.push(c);
+    if (exact) consider(exact);
   }
-  for (const key in labels) {
-    const value = labels[key] ?? '';
-    const globbed = index.byGlob.get(key);
-    if (globbed) {
-      let byValue = index.globHits.get(key);
-      if (!byValue) index.globHits.set(key, (byValue = new Map<string, readonly CompiledSpec[]>()));
-      let hits = byValue.get(value);
-      if (!hits) byValue.set(value, (hits = globbed.filter((g) => g.test(value)).map((g) => g.spec)));
-      for (const c of hits) found.push(c);
-    }
-  }
-  const applying: CompiledSpec[] = [];
-  next: for (const compiled of found) {
-    const { keys, tests, spec } = compiled;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as string;
-      const value = labels[key];
-      if (value === undefined || !Object.hasOwn(labels, key) || !(tests[i] as (v: string) => boolean)(value))
-        continue next;
-    }
-    if (spec.rollout === undefined || inRollout(spec.id, device.id, spec.rollout.percent))
-      applying.push(compiled);
+  for (const [key, globbed] of index.byGlob) {
+    const value = labels[key];
+    if (value === undefined || !Object.hasOwn(labels, key)) continue;
+    let byValue = index.globHits.get(key);
+    if (!byValue) index.globHits.set(key, (byValue = new Map<string, readonly CompiledSpec[]>()));
+    let hits = byValue.get(value);
+    if (!hits) byValue.set(value, (hits = globbed.filter((g) => g.test(value)).map((g) => g.spec)));
+    consider(hits);
   }
   return applying.sort((a, b) => a.order - b.order);
 }

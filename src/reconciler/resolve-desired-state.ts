@@ -172,13 +172,16 @@ function closeRequires(
   const seen = new Set<string>();
   for (let round = 0; ; round++) {
     const wanted = new Map<number, { app: CompiledApp; by: Packet }[]>();
-    for (const packet of [...[...explicit.values()].map((c) => c.packet), ...derived.values()]) {
+    const want = (packet: Packet) => {
+      if (packet.requires.length === 0) return;
       for (const app of index.requires.get(packet) ?? []) {
         const list = wanted.get(app.nameId);
         if (list) list.push({ app, by: packet });
         else wanted.set(app.nameId, [{ app, by: packet }]);
       }
-    }
+    };
+    for (const choice of explicit.values()) want(choice.packet);
+    for (const packet of derived.values()) want(packet);
     const next = new Map<number, Packet>();
     const roundErrors: ResolveError[] = [];
     for (const [nameId, reqs] of [...wanted].sort((a, b) => a[0] - b[0])) {
@@ -220,9 +223,12 @@ function closeRequires(
     }
     // When neither the previous nor the new derived packets require anything, the next round would ask
     // exactly what this one asked: the choices are settled.
-    const quiet = (packets: Iterable<Packet>) => [...packets].every((p) => p.requires.length === 0);
+    const quiet = (packets: Map<number, Packet>) => {
+      for (const p of packets.values()) if (p.requires.length > 0) return false;
+      return true;
+    };
     const settled =
-      (quiet(derived.values()) && quiet(next.values())) ||
+      (quiet(derived) && quiet(next)) ||
       (next.size === derived.size && [...next].every(([n, p]) => derived.get(n) === p));
     derived = next;
     if (settled) {
