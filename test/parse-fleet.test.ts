@@ -92,6 +92,20 @@ describe('parseFleet: the smallest fleet', () => {
     expectOneError(parse({ 'packets/logger.yaml': packet() }, false), 'invalid_manifest', 'fleet.yaml', 1, 1);
   });
 
+  it('ignores an unknown fleet.yaml field with a warning at the field (settings of a newer version)', () => {
+    const result = parseFleet([{ path: 'fleet.yaml', data: 'kind: Fleet\ntrust: { policy: head }\n' }]);
+    const { value, warnings } = ok(result);
+    expect(value.settings.guards.allowEmpty).toBe(false);
+    expect(warnings.map((w) => [w.message, w.location?.line, w.location?.col])).toEqual([
+      ["unknown field 'trust' in fleet.yaml is ignored", 2, 1],
+    ]);
+  });
+
+  it('still refuses a bad value in a known fleet.yaml field', () => {
+    const result = parseFleet([{ path: 'fleet.yaml', data: 'kind: Fleet\nguards: { allowEmpty: maybe }\n' }]);
+    expectOneError(result, 'invalid_manifest', 'fleet.yaml', 2, 11);
+  });
+
   it('reports an empty fleet.yaml (no Fleet document) as invalid_manifest at fleet.yaml:1:1', () => {
     const result = parseFleet([{ path: 'fleet.yaml', data: '# nothing here yet\n' }]);
     expectOneError(result, 'invalid_manifest', 'fleet.yaml', 1, 1);
@@ -437,9 +451,13 @@ describe('parseFleet: schema rules', () => {
     expect(error.message).toContain('artifact');
   });
 
+  it('accepts an upper-case sha256 and keeps it as lowercase hex', () => {
+    const { value } = ok(parse({ 'packets/p.yaml': packet({ sha256: SHA.toUpperCase() }) }));
+    expect(value.packets[0]?.artifact.sha256).toBe(SHA.toLowerCase());
+  });
+
   it.each([
     ['too short', 'abc'],
-    ['upper case', SHA.toUpperCase()],
     ['not hex', 'g'.repeat(64)],
     ['too long', `${SHA}0`],
   ])('refuses a bad sha256 (%s) at sha256', (_what, sha256) => {

@@ -1,9 +1,14 @@
 import semver from 'semver';
 import type { App, DeviceRecord, Fleet, FleetSettings, Labels, Packet, Spec } from './fleet.js';
 import { formatLabels, labelsKey, makeLabels } from './labels.js';
-import { parseYamlDocuments, type SourceFile, type YamlDocument } from './parse-yaml-documents.js';
+import {
+  escapePointerToken,
+  parseYamlDocuments,
+  type SourceFile,
+  type YamlDocument,
+} from './parse-yaml-documents.js';
 import { compareProblems, type Problem, type SourceLocation } from './problem.js';
-import { validateDocument, type DocumentKind } from './validate-document.js';
+import { fleetFields, validateDocument, type DocumentKind } from './validate-document.js';
 
 export type ParseResult<T> =
   { ok: true; value: T; warnings: Problem[] } | { ok: false; errors: Problem[]; warnings: Problem[] };
@@ -97,6 +102,12 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
         error(`${what}: ${file.path} may hold ${expected.join(', ')}`, doc.locate('/kind'));
         continue;
       }
+      if (kind === 'Fleet') {
+        for (const key of Object.keys(raw).filter((k) => !fleetFields.has(k))) {
+          warn(`unknown field '${key}' in fleet.yaml is ignored`, doc.locate(`/${escapePointerToken(key)}`));
+          delete raw[key];
+        }
+      }
       const problems = validateDocument(kind as DocumentKind, doc);
       if (problems.length > 0) {
         errors.push(...problems);
@@ -114,10 +125,12 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
           location,
         };
       } else if (kind === 'Packet') {
+        const artifact = raw.artifact as Packet['artifact'];
         const packet: Packet = {
           name: raw.name as string,
           labels: labelsOf(raw.labels),
-          artifact: { ...(raw.artifact as Packet['artifact']) },
+          // sha256 is compared as lowercase hex, however it was written.
+          artifact: { ...artifact, sha256: artifact.sha256.toLowerCase() },
           hooks: { ...((raw.hooks ?? {}) as Packet['hooks']) },
           requires: appsOf(raw.requires),
           location,

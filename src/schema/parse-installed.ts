@@ -46,7 +46,7 @@ export function parseInstalled(file: SourceFile): ParseResult<InstalledPacket[]>
     value.push({
       name: raw.name,
       labels: makeLabels(Object.entries(raw.labels ?? {})),
-      ...(raw.sha256 === undefined ? {} : { sha256: raw.sha256 }),
+      ...(raw.sha256 === undefined ? {} : { sha256: raw.sha256.toLowerCase() }),
       requires: raw.requires ?? [],
     });
   }

@@ -7,6 +7,12 @@ import specSchema from './json/spec.schema.json' with { type: 'json' };
 import { escapePointerToken, type YamlDocument } from './parse-yaml-documents.js';
 import type { Problem } from './problem.js';
 
+/**
+ * Top-level fields of fleet.yaml this version knows. Others are ignored with a warning, so a fleet.yaml
+ * written for a newer gitfleet (trust or freshness settings, say) still plans: every field has a safe default.
+ */
+export const fleetFields: ReadonlySet<string> = new Set(Object.keys(fleetSchema.properties));
+
 export type DocumentKind = 'Fleet' | 'Packet' | 'Spec' | 'Device' | 'Installed';
 
 // Compiled once per process. coerceTypes turns the source text of numeric and boolean fields
