@@ -1,19 +1,20 @@
-import type { InstalledPacket, Packet } from '../schema/fleet.js';
+import type { Labels } from '../schema/fleet.js';
 import { formatLabels, sortedLabels } from '../schema/labels.js';
 import type { Action } from '../reconciler/plan-actions.js';
 import type { DevicePlan } from '../reconciler/plan-device.js';
 
 type OkPlan = Extract<DevicePlan, { ok: true }>;
 
-function packetJson(packet: Packet | InstalledPacket) {
-  return { name: packet.name, labels: sortedLabels(packet.labels) };
+/** The labels an action leaves the packet with (for an uninstall: the ones it removes). */
+function actionLabels(action: Action): Labels {
+  return action.type === 'uninstall' ? action.from.labels : action.to.labels;
 }
 
 function actionJson(action: Action) {
   return {
     type: action.type,
     name: action.name,
-    labels: sortedLabels(action.type === 'uninstall' ? action.from.labels : action.to.labels),
+    labels: sortedLabels(actionLabels(action)),
     ...(action.type === 'upgrade' ? { from: sortedLabels(action.from.labels) } : {}),
     ...(action.type === 'uninstall' ? {} : { sha256: action.to.artifact.sha256 }),
     reason: action.reason,
@@ -26,7 +27,8 @@ export function planJson(plan: OkPlan) {
   return {
     device: { id: plan.device.id, labels: sortedLabels(plan.device.labels) },
     desired: plan.desired.map((d) => ({
-      ...packetJson(d.packet),
+      name: d.packet.name,
+      labels: sortedLabels(d.packet.labels),
       artifact: d.packet.artifact,
       specs: d.specs,
       requiredBy: d.requiredBy,
@@ -62,11 +64,10 @@ export function renderPlan(plan: OkPlan): string {
   if (plan.actions.length === 0) lines.push('actions: none, the device is converged');
   else {
     lines.push('actions:');
-    const target = (a: Action) => formatLabels(a.type === 'uninstall' ? a.from.labels : a.to.labels);
     lines.push(
       ...table([
         ['ACTION', 'PACKET', 'LABELS', 'REASON'],
-        ...plan.actions.map((a) => [a.type, a.name, target(a), a.reason]),
+        ...plan.actions.map((a) => [a.type, a.name, formatLabels(actionLabels(a)), a.reason]),
       ]).map((l) => `  ${l}`),
     );
   }

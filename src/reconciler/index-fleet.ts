@@ -1,7 +1,9 @@
+import { compareStrings } from '../schema/compare-strings.js';
 import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.js';
 import { labelsKey } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { isGlob, matchLabelValue } from './match-label-value.js';
+import type { SharedDesired } from './resolve-desired-state.js';
 import { pickTop, rankCandidates, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for one class of devices, and the pick of rule 4 among them. */
@@ -33,8 +35,8 @@ export interface Request {
   readonly app: CompiledApp;
   /** `[this]`, made once: most apps are asked for by one spec. */
   readonly alone: readonly Request[];
-  /** The resolver's shared results for this request, by packet. */
-  readonly shared: Map<Packet, unknown>;
+  /** The desired packet this request alone makes (shared by every device it applies to), by packet. */
+  readonly shared: Map<Packet, SharedDesired>;
 }
 
 export interface CompiledSpec {
@@ -84,10 +86,6 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export function indexFleet(fleet: Fleet): FleetIndex {

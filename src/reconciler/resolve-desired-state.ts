@@ -1,3 +1,4 @@
+import { compareStrings } from '../schema/compare-strings.js';
 import type { Device, Packet } from '../schema/fleet.js';
 import type { ErrorCode } from '../schema/gitfleet-error.js';
 import { formatLabels } from '../schema/labels.js';
@@ -38,7 +39,7 @@ export type DesiredState =
   | { ok: false; device: Device; errors: ResolveError[] };
 
 /** Rounds of the requires closure before it fails loudly. */
-export const MAX_REQUIRE_ROUNDS = 256;
+const MAX_REQUIRE_ROUNDS = 256;
 
 const none: readonly string[] = Object.freeze([]);
 
@@ -49,9 +50,7 @@ interface Choice {
 }
 
 function byApp(a: ResolveError, b: ResolveError): number {
-  const x = a.app ?? '';
-  const y = b.app ?? '';
-  return x < y ? -1 : x > y ? 1 : 0;
+  return compareStrings(a.app ?? '', b.app ?? '');
 }
 
 function describe(packet: Packet): string {
@@ -70,13 +69,13 @@ function fallbackWarning({ spec, app }: Request, packet: Packet): string | undef
 }
 
 /** The common case, one spec asking for a packet nothing requires, is built once per request and shared. */
-interface SharedDesired {
+export interface SharedDesired {
   desired: DesiredPacket;
   warning: string | undefined;
 }
 
 function sharedDesired(request: Request, packet: Packet): SharedDesired {
-  let entry = request.shared.get(packet) as SharedDesired | undefined;
+  let entry = request.shared.get(packet);
   if (!entry) {
     const desired = { packet, specs: [request.spec.spec.id], requiredBy: none, dependsOn: dependsOn(packet) };
     request.shared.set(packet, (entry = { desired, warning: fallbackWarning(request, packet) }));
@@ -313,7 +312,7 @@ function withRequires(
   const requiredBy = new Map<string, string[]>();
   for (const [name, packet] of [...chosen]
     .filter(([, p]) => p.requires.length > 0)
-    .sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    .sort((a, b) => compareStrings(a[0], b[0]))) {
     for (const dep of dependsOn(packet)) requiredBy.set(dep, [...(requiredBy.get(dep) ?? []), name]);
   }
   const added = [...derived.values()].map((packet) => ({
@@ -323,7 +322,7 @@ function withRequires(
     dependsOn: dependsOn(packet),
   }));
   return [...packets, ...added]
-    .sort((a, b) => (a.packet.name < b.packet.name ? -1 : a.packet.name > b.packet.name ? 1 : 0))
+    .sort((a, b) => compareStrings(a.packet.name, b.packet.name))
     .map((d) => {
       const by = requiredBy.get(d.packet.name);
       return by ? { ...d, requiredBy: by } : d;

@@ -1,4 +1,5 @@
 import semver from 'semver';
+import { compareStrings } from './compare-strings.js';
 import type { App, DeviceRecord, Fleet, FleetSettings, Labels, Packet, Spec } from './fleet.js';
 import { formatLabels, labelsKey, makeLabels } from './labels.js';
 import {
@@ -35,12 +36,8 @@ function appsOf(value: unknown): App[] {
   }));
 }
 
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Sort order of packets: by name, then by canonical labelset. */
-export function comparePackets(a: Packet, b: Packet): number {
+function comparePackets(a: Packet, b: Packet): number {
   return compareStrings(a.name, b.name) || compareStrings(labelsKey(a.labels), labelsKey(b.labels));
 }
 

@@ -1,3 +1,4 @@
+import { compareStrings } from './compare-strings.js';
 import type { ErrorCode } from './gitfleet-error.js';
 
 /** Where in the fleet a problem was found; line and col are 1-based. */
@@ -33,9 +34,9 @@ export function formatProblem(problem: Problem): string {
 export function compareProblems(a: Problem, b: Problem): number {
   const fa = a.location?.file ?? '';
   const fb = b.location?.file ?? '';
-  if (fa !== fb) return fa < fb ? -1 : 1;
+  if (fa !== fb) return compareStrings(fa, fb);
   const d =
     (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.col ?? 0) - (b.location?.col ?? 0);
   if (d !== 0) return d;
-  return a.message < b.message ? -1 : a.message > b.message ? 1 : 0;
+  return compareStrings(a.message, b.message);
 }
