@@ -3,12 +3,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ensureBuilt,
-  projectRoot as root,
-  runCli as gitfleet,
-  type CliResult as Run,
-} from './support/run-cli.js';
+import { ensureBuilt, projectRoot as root, runCli as gitfleet, runCliJson } from './support/run-cli.js';
 
 /** End-to-end: the built CLI (`node bin/run.js`) against real directories, in real processes. */
 
@@ -27,11 +22,6 @@ interface ValidateJson {
   errors: ProblemJson[];
   warnings: ProblemJson[];
   counts: { packets: number; specs: number; devices: number };
-}
-
-/** stdout must be exactly one JSON document. */
-function json<T>(run: Run): T {
-  return JSON.parse(run.stdout) as T;
 }
 
 const temps: string[] = [];
@@ -62,9 +52,9 @@ describe('gitfleet validate', () => {
   });
 
   it('prints one JSON document with ok:true and counts under --json', async () => {
-    const run = gitfleet(['validate', '--dir', 'fleet-example', '--json']);
+    const run = runCliJson<ValidateJson>(['validate', '--dir', 'fleet-example']);
     expect(run.status).toBe(0);
-    const report = json<ValidateJson>(run);
+    const report = run.json;
     expect(report.ok).toBe(true);
     expect(report.errors).toEqual([]);
     const packetFiles = await Promise.all(
@@ -105,9 +95,9 @@ describe('gitfleet validate', () => {
     expect(run.stdout).toContain('not-a-hash');
     expect(run.stdout).toMatch(/1 errors?, 0 warnings/);
 
-    const jsonRun = gitfleet(['validate', '--dir', dir, '--json']);
+    const jsonRun = runCliJson<ValidateJson>(['validate', '--dir', dir]);
     expect(jsonRun.status).toBe(1);
-    const report = json<ValidateJson>(jsonRun);
+    const report = jsonRun.json;
     expect(report.ok).toBe(false);
     expect(report.errors).toEqual([
       {
@@ -123,9 +113,9 @@ describe('gitfleet validate', () => {
   it('reports a YAML syntax error with file:line:col', async () => {
     const dir = await copyExample();
     await writeFile(join(dir, 'specs', 'broken.yaml'), 'kind: Spec\nid: broken\n\ttarget: {}\n');
-    const run = gitfleet(['validate', '--dir', dir, '--json']);
+    const run = runCliJson<ValidateJson>(['validate', '--dir', dir]);
     expect(run.status).toBe(1);
-    const report = json<ValidateJson>(run);
+    const report = run.json;
     expect(report.errors.map((e) => [e.code, e.file, e.line, e.col])).toEqual([
       ['invalid_manifest', 'specs/broken.yaml', 3, 1],
     ]);
@@ -136,9 +126,9 @@ describe('gitfleet validate', () => {
     const vpn = await readFile(join(dir, 'packets', 'vpn.yaml'), 'utf8');
     const first = vpn.split(/^---$/m)[0]!;
     await writeFile(join(dir, 'packets', 'zz-copy.yaml'), first);
-    const run = gitfleet(['validate', '--dir', dir, '--json']);
+    const run = runCliJson<ValidateJson>(['validate', '--dir', dir]);
     expect(run.status).toBe(1);
-    const report = json<ValidateJson>(run);
+    const report = run.json;
     expect(report.errors).toHaveLength(1);
     expect(report.errors[0]).toMatchObject({ code: 'duplicate_packet', file: 'packets/zz-copy.yaml' });
     expect(report.errors[0]!.message).toContain('packets/vpn.yaml:');
@@ -155,9 +145,9 @@ describe('gitfleet validate', () => {
       'kind: Device\nid: ghost-0001\nlabels: { fleet: ghosts, arch: armv7l }\n',
     );
 
-    const run = gitfleet(['validate', '--dir', dir, '--json']);
+    const run = runCliJson<ValidateJson>(['validate', '--dir', dir]);
     expect(run.status).toBe(1);
-    const report = json<ValidateJson>(run);
+    const report = run.json;
     expect(report.ok).toBe(false);
     expect(report.errors).toEqual([
       {
@@ -185,18 +175,22 @@ describe('gitfleet validate', () => {
   });
 
   it('prints {"error":{"code":...}} for a directory that does not exist under --json', () => {
-    const run = gitfleet(['validate', '--dir', '/nonexistent', '--json']);
+    const run = runCliJson<{ error: { code: string; message: string } }>([
+      'validate',
+      '--dir',
+      '/nonexistent',
+    ]);
     expect(run.status).not.toBe(0);
-    const out = json<{ error: { code: string; message: string } }>(run);
+    const out = run.json;
     expect(typeof out.error.code).toBe('string');
     expect(out.error.message).toContain('/nonexistent');
   });
 
   it('refuses a directory without fleet.yaml, located at fleet.yaml:1:1', async () => {
     const dir = await tempDir();
-    const run = gitfleet(['validate', '--dir', dir, '--json']);
+    const run = runCliJson<ValidateJson>(['validate', '--dir', dir]);
     expect(run.status).toBe(1);
-    expect(json<ValidateJson>(run).errors).toEqual([
+    expect(run.json.errors).toEqual([
       expect.objectContaining({ code: 'invalid_manifest', file: 'fleet.yaml', line: 1, col: 1 }),
     ]);
   });
@@ -205,9 +199,9 @@ describe('gitfleet validate', () => {
     const dir = await copyExample();
     const big = Buffer.alloc(100 * 1024 * 1024, '#');
     await appendFile(join(dir, 'packets', 'huge.yaml'), big);
-    const run = gitfleet(['validate', '--dir', dir, '--json']);
+    const run = runCliJson<ValidateJson>(['validate', '--dir', dir]);
     expect(run.status).toBe(1);
-    expect(json<ValidateJson>(run).errors).toEqual([
+    expect(run.json.errors).toEqual([
       expect.objectContaining({ code: 'invalid_manifest', file: 'packets/huge.yaml', line: 1, col: 1 }),
     ]);
   });
@@ -231,16 +225,16 @@ describe('gitfleet init', () => {
     expect(again.stderr).toContain('fleet.yaml');
     expect(await readFile(join(dir, 'fleet.yaml'), 'utf8')).toBe(before);
 
-    const againJson = gitfleet(['init', dir, '--json']);
+    const againJson = runCliJson<{ error: { code: string } }>(['init', dir]);
     expect(againJson.status).toBe(1);
-    expect(json<{ error: { code: string } }>(againJson).error.code).toBe('invalid_manifest');
+    expect(againJson.json.error.code).toBe('invalid_manifest');
   });
 
   it('prints the written files as one JSON document under --json', async () => {
     const dir = join(await tempDir(), 'json-fleet');
-    const run = gitfleet(['init', dir, '--json']);
+    const run = runCliJson<{ dir: string; files: string[] }>(['init', dir]);
     expect(run.status).toBe(0);
-    const out = json<{ dir: string; files: string[] }>(run);
+    const out = run.json;
     expect(out.files).toContain('fleet.yaml');
     expect(gitfleet(['validate', '--dir', dir, '--json']).status).toBe(0);
   });

@@ -30,10 +30,10 @@ export function runCli(args: readonly string[], cwd = projectRoot): CliResult {
 }
 
 /** Runs the CLI with --json and parses stdout, which must be one JSON document. */
-export function runCliJson(
+export function runCliJson<T = unknown>(
   args: readonly string[],
   cwd = projectRoot,
-): { status: number | null; json: unknown } {
+): { status: number | null; json: T } {
   const result = runCli([...args, '--json'], cwd);
-  return { status: result.status, json: JSON.parse(result.stdout) as unknown };
+  return { status: result.status, json: JSON.parse(result.stdout) as T };
 }
