@@ -1,11 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { Fleet, InstalledPacket } from '../schema/fleet.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-import { parseFleet } from '../schema/parse-fleet.js';
+import { parseFleet, type ParseResult } from '../schema/parse-fleet.js';
 import { parseInstalled } from '../schema/parse-installed.js';
 import { locatedMessage, type Problem } from '../schema/problem.js';
 import { validateFleet, type ValidationReport } from '../reconciler/validate-fleet.js';
 import { readBounded } from './read-bounded.js';
+import { openRepo } from './git-repo.js';
+import { readFleetAt } from './read-fleet-at.js';
 import { readFleetDir } from './read-fleet-dir.js';
 
 async function assertDirectory(dir: string): Promise<void> {
@@ -14,10 +16,19 @@ async function assertDirectory(dir: string): Promise<void> {
   if (!info.isDirectory()) throw new GitfleetError('invalid_manifest', `${dir} is not a directory`);
 }
 
-/** Validates the fleet in a working tree (files on disk). */
-export async function validateFleetDir(dir: string): Promise<ValidationReport> {
+/**
+ * Parses the fleet in `dir`: the files on disk, or with `rev` the files of that revision in the git
+ * repository at `dir` (uncommitted files are then ignored).
+ */
+async function parseFleetSource(dir: string, rev: string | undefined): Promise<ParseResult<Fleet>> {
   await assertDirectory(dir);
-  return validateFleet(await readFleetDir(dir));
+  if (rev === undefined) return parseFleet(await readFleetDir(dir));
+  return (await readFleetAt(await openRepo(dir), rev)).result;
+}
+
+/** Everything `validate` reports about the fleet in `dir` (at `rev` when given). */
+export async function validateFleetSource(dir: string, rev?: string): Promise<ValidationReport> {
+  return validateFleet(await parseFleetSource(dir, rev));
 }
 
 function invalid(problems: Problem[]): GitfleetError {
@@ -27,10 +38,9 @@ function invalid(problems: Problem[]): GitfleetError {
   });
 }
 
-/** Loads a fleet from a working tree for planning. Throws `invalid_manifest` or `duplicate_packet`. */
-export async function loadFleetDir(dir: string): Promise<Fleet> {
-  await assertDirectory(dir);
-  const parsed = parseFleet(await readFleetDir(dir));
+/** Loads the fleet in `dir` (at `rev` when given) for planning. Throws `invalid_manifest` or `duplicate_packet`. */
+export async function loadFleet(dir: string, rev?: string): Promise<Fleet> {
+  const parsed = await parseFleetSource(dir, rev);
   if (!parsed.ok) throw invalid(parsed.errors);
   return parsed.value;
 }

@@ -1,6 +1,5 @@
 import type { Fleet } from '../schema/fleet.js';
-import { parseFleet } from '../schema/parse-fleet.js';
-import type { SourceFile } from '../schema/parse-yaml-documents.js';
+import type { ParseResult } from '../schema/parse-fleet.js';
 import { compareProblems, type Problem } from '../schema/problem.js';
 import { identifyDevice } from './plan-device.js';
 import { resolveFleet } from './resolve-fleet.js';
@@ -18,8 +17,7 @@ export interface ValidationReport {
  * every device record resolves (fail-closed errors are reported at the device record). Warnings (empty
  * targets, non-semver versions, generic fallbacks, apps no packet provides) do not make it fail.
  */
-export function validateFleet(files: readonly SourceFile[]): ValidationReport {
-  const parsed = parseFleet(files);
+export function validateFleet(parsed: ParseResult<Fleet>): ValidationReport {
   if (!parsed.ok) {
     return {
       ok: false,

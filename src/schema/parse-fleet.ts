@@ -46,19 +46,28 @@ function where(location: SourceLocation): string {
 }
 
 /**
- * Parses a whole fleet repository from its files (in any order). Pure: the shell reads the files from a
- * directory or from git objects. Returns every error and warning with `file:line:col`; the result is
- * independent of the order of `files`.
+ * The manifests of one file, parsed and checked on their own. A value of this type depends only on the
+ * file's path and bytes, so readers may cache it by content (the git reader keys it by blob id).
  */
-export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
+export interface FileManifests {
+  readonly path: string;
+  readonly settings: readonly FleetSettings[];
+  readonly packets: readonly Packet[];
+  readonly specs: readonly Spec[];
+  readonly devices: readonly DeviceRecord[];
+  readonly errors: readonly Problem[];
+  readonly warnings: readonly Problem[];
+}
+
+/** Parses and schema-checks the documents of one fleet file. Pure; never throws on bad input. */
+export function parseFleetFile(file: SourceFile): FileManifests {
   const errors: Problem[] = [];
   const warnings: Problem[] = [];
-  const error = (message: string, location: SourceLocation, code: Problem['code'] = 'invalid_manifest') =>
-    errors.push({ severity: 'error', code, message, location });
+  const error = (message: string, location: SourceLocation) =>
+    errors.push({ severity: 'error', code: 'invalid_manifest', message, location });
   const warn = (message: string, location: SourceLocation) =>
     warnings.push({ severity: 'warning', code: 'invalid_manifest', message, location });
-
-  let settings: FleetSettings | undefined;
+  const settings: FleetSettings[] = [];
   const packets: Packet[] = [];
   const specs: Spec[] = [];
   const devices: DeviceRecord[] = [];
@@ -70,7 +79,118 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
       }
     });
 
-  const sorted = [...files].filter((f) => isFleetPath(f.path)).sort((a, b) => compareStrings(a.path, b.path));
+  const parsed = parseYamlDocuments(file);
+  errors.push(...parsed.problems);
+  const isFleetFile = file.path === FLEET_FILE;
+  for (const doc of parsed.documents) {
+    const raw = doc.value as Raw;
+    const kind = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw.kind : undefined;
+    const expected = isFleetFile ? ['Fleet'] : ['Packet', 'Spec', 'Device'];
+    if (typeof kind !== 'string' || !expected.includes(kind)) {
+      const known = ['Fleet', 'Packet', 'Spec', 'Device'];
+      const what =
+        typeof kind !== 'string'
+          ? 'document has no kind'
+          : !known.includes(kind)
+            ? `unknown kind '${kind}'`
+            : kind === 'Fleet'
+              ? 'a Fleet document belongs in fleet.yaml'
+              : `a ${kind} document belongs under ${kind.toLowerCase()}s/`;
+      error(`${what}: ${file.path} may hold ${expected.join(', ')}`, doc.locate('/kind'));
+      continue;
+    }
+    if (kind === 'Fleet') {
+      for (const key of Object.keys(raw).filter((k) => !fleetFields.has(k))) {
+        warn(`unknown field '${key}' in fleet.yaml is ignored`, doc.locate(`/${escapePointerToken(key)}`));
+        delete raw[key];
+      }
+    }
+    const problems = validateDocument(kind as DocumentKind, doc);
+    if (problems.length > 0) {
+      errors.push(...problems);
+      continue;
+    }
+    const location = doc.locate('');
+    if (kind === 'Fleet') {
+      const artifacts = raw.artifacts as { mirrors?: string[] } | undefined;
+      const guards = raw.guards as { allowEmpty?: boolean } | undefined;
+      settings.push({
+        version: (raw.version as number | undefined) ?? 1,
+        artifacts: { mirrors: artifacts?.mirrors ?? [] },
+        guards: { allowEmpty: guards?.allowEmpty ?? false },
+        location,
+      });
+    } else if (kind === 'Packet') {
+      const artifact = raw.artifact as Packet['artifact'];
+      const packet: Packet = {
+        name: raw.name as string,
+        labels: labelsOf(raw.labels),
+        // sha256 is compared as lowercase hex, however it was written.
+        artifact: { ...artifact, sha256: artifact.sha256.toLowerCase() },
+        hooks: { ...((raw.hooks ?? {}) as Packet['hooks']) },
+        requires: appsOf(raw.requires),
+        location,
+      };
+      const version = packet.labels.version;
+      if (version !== undefined && semver.valid(version) === null) {
+        warn(
+          `version label '${version}' of packet ${packet.name} is not semver`,
+          doc.locate('/labels/version'),
+        );
+      }
+      checkApps(packet.requires, doc, '/requires');
+      packets.push(packet);
+    } else if (kind === 'Spec') {
+      const spec: Spec = {
+        id: raw.id as string,
+        target: labelsOf(raw.target),
+        priority: (raw.priority as number | undefined) ?? 0,
+        ...(raw.rollout === undefined
+          ? {}
+          : { rollout: { percent: (raw.rollout as { percent: number }).percent } }),
+        apps: appsOf(raw.apps),
+        location,
+      };
+      if (Object.keys(spec.target).length === 0)
+        warn(`spec ${spec.id} has an empty target: it applies to every device`, location);
+      checkApps(spec.apps, doc, '/apps');
+      specs.push(spec);
+    } else {
+      const device: DeviceRecord = {
+        id: raw.id as string,
+        labels: labelsOf(raw.labels),
+        ...(raw.publicKey === undefined ? {} : { publicKey: raw.publicKey as string }),
+        allowEmpty: (raw.allowEmpty as boolean | undefined) ?? false,
+        location,
+      };
+      const stem = file.path.replace(/^.*\//, '').replace(/\.ya?ml$/, '');
+      if (stem !== device.id) warn(`device record ${device.id} is in a file named ${stem}`, location);
+      devices.push(device);
+    }
+  }
+  return { path: file.path, settings, packets, specs, devices, errors, warnings };
+}
+
+/**
+ * Parses a whole fleet repository from its files (in any order). Pure: the shell reads the files from a
+ * directory or from git objects. Returns every error and warning with `file:line:col`; the result is
+ * independent of the order of `files`.
+ */
+export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
+  return assembleFleet(files.filter((f) => isFleetPath(f.path)).map(parseFleetFile));
+}
+
+/**
+ * Joins the parsed files of one revision into a fleet: exactly one Fleet document in fleet.yaml, unique
+ * identities, sorted lists. Does not modify `parts`, so cached parts can be joined again.
+ */
+export function assembleFleet(parts: readonly FileManifests[]): ParseResult<Fleet> {
+  const errors: Problem[] = [];
+  const warnings: Problem[] = [];
+  const error = (message: string, location: SourceLocation, code: Problem['code'] = 'invalid_manifest') =>
+    errors.push({ severity: 'error', code, message, location });
+
+  const sorted = [...parts].sort((a, b) => compareStrings(a.path, b.path));
   if (!sorted.some((f) => f.path === FLEET_FILE)) {
     error('no fleet.yaml: not a fleet repository (the smallest fleet.yaml is the line `kind: Fleet`)', {
       file: FLEET_FILE,
@@ -78,97 +198,18 @@ export function parseFleet(files: readonly SourceFile[]): ParseResult<Fleet> {
       col: 1,
     });
   }
-  for (const file of sorted) {
-    const parsed = parseYamlDocuments(file);
-    errors.push(...parsed.problems);
-    const isFleetFile = file.path === FLEET_FILE;
-    for (const doc of parsed.documents) {
-      const raw = doc.value as Raw;
-      const kind = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw.kind : undefined;
-      const expected = isFleetFile ? ['Fleet'] : ['Packet', 'Spec', 'Device'];
-      if (typeof kind !== 'string' || !expected.includes(kind)) {
-        const known = ['Fleet', 'Packet', 'Spec', 'Device'];
-        const what =
-          typeof kind !== 'string'
-            ? 'document has no kind'
-            : !known.includes(kind)
-              ? `unknown kind '${kind}'`
-              : kind === 'Fleet'
-                ? 'a Fleet document belongs in fleet.yaml'
-                : `a ${kind} document belongs under ${kind.toLowerCase()}s/`;
-        error(`${what}: ${file.path} may hold ${expected.join(', ')}`, doc.locate('/kind'));
-        continue;
-      }
-      if (kind === 'Fleet') {
-        for (const key of Object.keys(raw).filter((k) => !fleetFields.has(k))) {
-          warn(`unknown field '${key}' in fleet.yaml is ignored`, doc.locate(`/${escapePointerToken(key)}`));
-          delete raw[key];
-        }
-      }
-      const problems = validateDocument(kind as DocumentKind, doc);
-      if (problems.length > 0) {
-        errors.push(...problems);
-        continue;
-      }
-      const location = doc.locate('');
-      if (kind === 'Fleet') {
-        const artifacts = raw.artifacts as { mirrors?: string[] } | undefined;
-        const guards = raw.guards as { allowEmpty?: boolean } | undefined;
-        if (settings) error(`a second Fleet document; the first is at ${where(settings.location)}`, location);
-        settings = {
-          version: (raw.version as number | undefined) ?? 1,
-          artifacts: { mirrors: artifacts?.mirrors ?? [] },
-          guards: { allowEmpty: guards?.allowEmpty ?? false },
-          location,
-        };
-      } else if (kind === 'Packet') {
-        const artifact = raw.artifact as Packet['artifact'];
-        const packet: Packet = {
-          name: raw.name as string,
-          labels: labelsOf(raw.labels),
-          // sha256 is compared as lowercase hex, however it was written.
-          artifact: { ...artifact, sha256: artifact.sha256.toLowerCase() },
-          hooks: { ...((raw.hooks ?? {}) as Packet['hooks']) },
-          requires: appsOf(raw.requires),
-          location,
-        };
-        const version = packet.labels.version;
-        if (version !== undefined && semver.valid(version) === null) {
-          warn(
-            `version label '${version}' of packet ${packet.name} is not semver`,
-            doc.locate('/labels/version'),
-          );
-        }
-        checkApps(packet.requires, doc, '/requires');
-        packets.push(packet);
-      } else if (kind === 'Spec') {
-        const spec: Spec = {
-          id: raw.id as string,
-          target: labelsOf(raw.target),
-          priority: (raw.priority as number | undefined) ?? 0,
-          ...(raw.rollout === undefined
-            ? {}
-            : { rollout: { percent: (raw.rollout as { percent: number }).percent } }),
-          apps: appsOf(raw.apps),
-          location,
-        };
-        if (Object.keys(spec.target).length === 0)
-          warn(`spec ${spec.id} has an empty target: it applies to every device`, location);
-        checkApps(spec.apps, doc, '/apps');
-        specs.push(spec);
-      } else {
-        const device: DeviceRecord = {
-          id: raw.id as string,
-          labels: labelsOf(raw.labels),
-          ...(raw.publicKey === undefined ? {} : { publicKey: raw.publicKey as string }),
-          allowEmpty: (raw.allowEmpty as boolean | undefined) ?? false,
-          location,
-        };
-        const stem = file.path.replace(/^.*\//, '').replace(/\.ya?ml$/, '');
-        if (stem !== device.id) warn(`device record ${device.id} is in a file named ${stem}`, location);
-        devices.push(device);
-      }
-    }
+  const allSettings = sorted.flatMap((f) => f.settings);
+  const [settings, ...extra] = allSettings;
+  for (const second of extra) {
+    if (settings)
+      error(`a second Fleet document; the first is at ${where(settings.location)}`, second.location);
+  }
+  const packets = sorted.flatMap((f) => f.packets);
+  const specs = sorted.flatMap((f) => f.specs);
+  const devices = sorted.flatMap((f) => f.devices);
+  for (const part of sorted) {
+    errors.push(...part.errors);
+    warnings.push(...part.warnings);
   }
 
   // Identities must be unique: a packet's name and labelset, a spec's id, a device's id.

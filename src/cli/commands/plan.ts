@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { GitfleetError } from '../../schema/gitfleet-error.js';
 import { parseLabelArgs } from '../../schema/parse-label-args.js';
 import { planDevice } from '../../reconciler/plan-device.js';
-import { loadFleetDir, loadInstalled } from '../../git/load-fleet.js';
+import { loadFleet, loadInstalled } from '../../git/load-fleet.js';
 import { GitfleetCommand } from '../gitfleet-command.js';
 import { planJson, renderPlan } from '../present-plan.js';
 
@@ -12,10 +12,15 @@ export default class Plan extends GitfleetCommand {
   static override examples = [
     '<%= config.bin %> plan --dir fleet-example --label fleet=alpha --label arch=armv7l --json',
     '<%= config.bin %> plan --dir fleet-example --device-id pi-0042',
+    '<%= config.bin %> plan --dir . --rev main --device-id pi-0042 --json',
     '<%= config.bin %> plan --dir fleet-example --device-id pi-0042 --installed status.yaml',
   ];
   static override flags = {
-    dir: Flags.string({ summary: 'Fleet directory.', default: '.' }),
+    dir: Flags.string({ summary: 'Fleet directory (a git repository when --rev is given).', default: '.' }),
+    rev: Flags.string({
+      summary:
+        'Read the fleet from git objects at this revision (branch, tag or commit); uncommitted files are ignored.',
+    }),
     label: Flags.string({
       summary: 'A device label k=v (repeatable; k= gives k the empty value).',
       multiple: true,
@@ -28,7 +33,7 @@ export default class Plan extends GitfleetCommand {
   async run() {
     const { flags } = await this.parse(Plan);
     const labels = parseLabelArgs(flags.label);
-    const fleet = await loadFleetDir(flags.dir);
+    const fleet = await loadFleet(flags.dir, flags.rev);
     const installed = flags.installed ? await loadInstalled(flags.installed) : [];
     const plan = planDevice(fleet, flags['device-id'], labels, installed);
     if (!plan.ok) {

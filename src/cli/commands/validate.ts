@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { formatProblem, type Problem } from '../../schema/problem.js';
-import { validateFleetDir } from '../../git/load-fleet.js';
+import { validateFleetSource } from '../../git/load-fleet.js';
 import { GitfleetCommand } from '../gitfleet-command.js';
 
 function problemJson(p: Problem) {
@@ -15,14 +15,19 @@ export default class Validate extends GitfleetCommand {
   static override examples = [
     '<%= config.bin %> validate --dir fleet-example',
     '<%= config.bin %> validate --dir . --json',
+    '<%= config.bin %> validate --dir . --rev origin/main',
   ];
   static override flags = {
-    dir: Flags.string({ summary: 'Fleet directory.', default: '.' }),
+    dir: Flags.string({ summary: 'Fleet directory (a git repository when --rev is given).', default: '.' }),
+    rev: Flags.string({
+      summary:
+        'Read the fleet from git objects at this revision (branch, tag or commit); uncommitted files are ignored.',
+    }),
   };
 
   async run() {
     const { flags } = await this.parse(Validate);
-    const report = await validateFleetDir(flags.dir);
+    const report = await validateFleetSource(flags.dir, flags.rev);
     if (!report.ok) process.exitCode = 1;
     if (!this.jsonEnabled()) {
       for (const p of [...report.errors, ...report.warnings]) this.log(formatProblem(p));
