@@ -1,0 +1,118 @@
+import git from 'isomorphic-git';
+import type { Fleet } from '../schema/fleet.js';
+import {
+  assembleFleet,
+  isFleetPath,
+  parseFleetFile,
+  type FileManifests,
+  type ParseResult,
+} from '../schema/parse-fleet.js';
+import type { SourceLocation } from '../schema/problem.js';
+import { resolveCommit, type GitRepo } from './git-repo.js';
+
+interface TreeFile {
+  path: string;
+  oid: string;
+}
+
+/**
+ * What one reader remembers between reads: the fleet files of every tree it listed (by tree id) and the
+ * parsed manifests of every file (by path and blob id). A read after a one-file change lists only the trees
+ * on that file's path and parses only that file. Entries not used by the latest read are dropped.
+ */
+export interface FleetMemo {
+  trees: Map<string, readonly TreeFile[]>;
+  files: Map<string, FileManifests>;
+}
+
+export function createFleetMemo(): FleetMemo {
+  return { trees: new Map(), files: new Map() };
+}
+
+const folders = new Set(['packets', 'specs', 'devices']);
+
+/** The fleet files under a tree, recursively; symbolic links and submodules are skipped as on disk. */
+async function listTree(repo: GitRepo, oid: string, prefix: string, memo: FleetMemo, used: FleetMemo) {
+  const known = memo.trees.get(oid);
+  if (known) {
+    used.trees.set(oid, known);
+    return known;
+  }
+  const { tree } = await git.readTree({ fs: repo.fs, gitdir: repo.gitdir, oid, cache: repo.cache });
+  const files: TreeFile[] = [];
+  for (const entry of tree) {
+    const path = prefix + entry.path;
+    if (entry.type === 'tree' && (prefix !== '' || folders.has(entry.path))) {
+      files.push(...(await listTree(repo, entry.oid, `${path}/`, memo, used)));
+    } else if (entry.type === 'blob' && entry.mode !== '120000' && isFleetPath(path)) {
+      files.push({ path, oid: entry.oid });
+    }
+  }
+  used.trees.set(oid, files);
+  return files;
+}
+
+/**
+ * A file's manifests with every location reading `path@shortsha`, so messages say which revision they are
+ * about. The cached original keeps plain paths and can be relabelled for the next revision.
+ */
+function atRevision(part: FileManifests, short: string): FileManifests {
+  const file = `${part.path}@${short}`;
+  const relabel = <T extends { location?: SourceLocation }>(item: T): T =>
+    item.location ? { ...item, location: { ...item.location, file } } : item;
+  return {
+    path: part.path,
+    settings: part.settings.map(relabel),
+    packets: part.packets.map(relabel),
+    specs: part.specs.map(relabel),
+    devices: part.devices.map(relabel),
+    errors: part.errors.map(relabel),
+    warnings: part.warnings.map(relabel),
+  };
+}
+
+export interface FleetAtRevision {
+  /** The full id of the commit read. */
+  commit: string;
+  result: ParseResult<Fleet>;
+}
+
+/**
+ * Reads and parses the fleet at a revision straight from git objects (no checkout): `fleet.yaml` and the
+ * YAML files under `packets/`, `specs/` and `devices/`. Problems read `path@shortsha:line:col`. Pass the
+ * same `memo` to later reads of the same repository to parse only what changed.
+ */
+export async function readFleetAt(
+  repo: GitRepo,
+  rev: string,
+  memo: FleetMemo = createFleetMemo(),
+): Promise<FleetAtRevision> {
+  const commit = await resolveCommit(repo, rev);
+  const { commit: object } = await git.readCommit({
+    fs: repo.fs,
+    gitdir: repo.gitdir,
+    oid: commit,
+    cache: repo.cache,
+  });
+  const used = createFleetMemo();
+  const files = await listTree(repo, object.tree, '', memo, used);
+  const parts: FileManifests[] = [];
+  for (const file of files) {
+    const key = `${file.oid}\u0000${file.path}`;
+    let part = memo.files.get(key);
+    if (!part) {
+      const { blob } = await git.readBlob({
+        fs: repo.fs,
+        gitdir: repo.gitdir,
+        oid: file.oid,
+        cache: repo.cache,
+      });
+      part = parseFleetFile({ path: file.path, data: blob });
+    }
+    used.files.set(key, part);
+    parts.push(atRevision(part, commit.slice(0, 7)));
+  }
+  memo.trees = used.trees;
+  memo.files = used.files;
+  return { commit, result: assembleFleet(parts) };
+}
