@@ -376,6 +376,7 @@ export function generateFleet(
       version: 1,
       artifacts: { mirrors: [] },
       guards: { allowEmpty: false },
+      trust: { timestamp: false },
       location: { file: 'fleet.yaml', line: 1, col: 1 },
     },
     packets,

@@ -61,6 +61,8 @@ export interface FleetSettings {
   version: number;
   artifacts: { mirrors: string[] };
   guards: { allowEmpty: boolean };
+  /** Whether devices require a fresh signed timestamp (DESIGN.md §3 step 2). */
+  trust: { timestamp: boolean };
   location: SourceLocation;
 }
 

@@ -13,6 +13,8 @@ export const errorCodes = [
   'hook_failed',
   'check_failed',
   'empty_set_refused',
+  // Beyond DESIGN.md §2: no mirror of the source could be reached (retryable).
+  'source_unreachable',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

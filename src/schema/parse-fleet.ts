@@ -114,10 +114,12 @@ export function parseFleetFile(file: SourceFile): FileManifests {
     if (kind === 'Fleet') {
       const artifacts = raw.artifacts as { mirrors?: string[] } | undefined;
       const guards = raw.guards as { allowEmpty?: boolean } | undefined;
+      const trust = raw.trust as { timestamp?: boolean } | undefined;
       settings.push({
         version: (raw.version as number | undefined) ?? 1,
         artifacts: { mirrors: artifacts?.mirrors ?? [] },
         guards: { allowEmpty: guards?.allowEmpty ?? false },
+        trust: { timestamp: trust?.timestamp ?? false },
         location,
       });
     } else if (kind === 'Packet') {

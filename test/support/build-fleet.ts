@@ -46,7 +46,13 @@ export function spec(
 
 export function fleet(packets: Packet[], specs: Spec[], allowEmpty = false): Fleet {
   return {
-    settings: { version: 1, artifacts: { mirrors: [] }, guards: { allowEmpty }, location: here },
+    settings: {
+      version: 1,
+      artifacts: { mirrors: [] },
+      guards: { allowEmpty },
+      trust: { timestamp: false },
+      location: here,
+    },
     packets,
     specs,
     devices: [],

@@ -1,0 +1,123 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import got, { type Agents } from 'got';
+import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
+import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { getProxyForUrl } from 'proxy-from-env';
+
+export interface HttpLimits {
+  /** Time to open the TCP connection. */
+  connectMs: number;
+  /** Time from sending a request to the first byte of its answer: a server that never answers. */
+  firstByteMs: number;
+  /** Time for a whole request, body included: a server that answers too slowly. */
+  totalMs: number;
+  /** Bytes one response may have; more is an error (a server streaming garbage forever). */
+  maxResponseBytes: number;
+}
+
+export const defaultHttpLimits: HttpLimits = {
+  connectMs: 10_000,
+  firstByteMs: 30_000,
+  totalMs: 300_000,
+  maxResponseBytes: 1024 * 1024 * 1024,
+};
+
+/** What one request did, for request counting, logs and benchmarks. Never holds headers (credentials). */
+export interface HttpExchange {
+  method: string;
+  url: string;
+  status: number;
+  bytesReceived: number;
+}
+
+export interface HttpClientOptions {
+  limits?: Partial<HttpLimits>;
+  /** Called when a response body has been read to its end (or failed). */
+  onExchange?: (exchange: HttpExchange) => void;
+}
+
+/** Agents that honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY for this URL, or keep-alive agents without one. */
+function agentsFor(url: string, direct: Agents): Agents {
+  const proxy = getProxyForUrl(url);
+  if (!proxy) return direct;
+  return url.startsWith('https:')
+    ? { https: new HttpsProxyAgent({ proxy, keepAlive: true }) }
+    : { http: new HttpProxyAgent({ proxy, keepAlive: true }) };
+}
+
+async function collect(body: GitHttpRequest['body']): Promise<Buffer | undefined> {
+  if (!body) return undefined;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[key] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
+
+/**
+ * The HTTP client isomorphic-git uses, on `got`: connect, first-byte and total timeouts, a response size
+ * cap, proxies from the environment, no retries (the caller moves on to the next mirror) and a report of
+ * every exchange. Request bodies (upload-pack wants and haves) are small and sent in one piece.
+ */
+export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
+  const limits = { ...defaultHttpLimits, ...options.limits };
+  const direct: Agents = {
+    http: new HttpAgent({ keepAlive: true }),
+    https: new HttpsAgent({ keepAlive: true }),
+  };
+  return {
+    async request(request: GitHttpRequest): Promise<GitHttpResponse> {
+      const method = request.method ?? 'GET';
+      const body = await collect(request.body);
+      const stream = got.stream(request.url, {
+        method: method as 'GET' | 'POST',
+        headers: request.headers ?? {},
+        ...(body ? { body } : {}),
+        agent: agentsFor(request.url, direct),
+        timeout: { connect: limits.connectMs, response: limits.firstByteMs, request: limits.totalMs },
+        retry: { limit: 0 },
+        throwHttpErrors: false,
+        decompress: true,
+      });
+      const response = await new Promise<import('got').Response>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', reject);
+      });
+      const exchange: HttpExchange = {
+        method,
+        url: request.url,
+        status: response.statusCode,
+        bytesReceived: 0,
+      };
+      async function* read(): AsyncIterableIterator<Uint8Array> {
+        try {
+          for await (const chunk of stream as AsyncIterable<Buffer>) {
+            exchange.bytesReceived += chunk.length;
+            if (exchange.bytesReceived > limits.maxResponseBytes) {
+              throw new Error(`response larger than ${limits.maxResponseBytes} bytes`);
+            }
+            yield chunk;
+          }
+        } finally {
+          stream.destroy();
+          options.onExchange?.(exchange);
+        }
+      }
+      return {
+        url: response.url,
+        method,
+        statusCode: response.statusCode,
+        statusMessage: response.statusMessage ?? '',
+        headers: flatHeaders(response.headers),
+        body: read(),
+      };
+    },
+  };
+}

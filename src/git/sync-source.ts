@@ -1,0 +1,170 @@
+import git, { type HttpClient, type ProgressCallback, type ServerRef } from 'isomorphic-git';
+import { GitfleetError } from '../schema/gitfleet-error.js';
+import type { GitRepo } from './git-repo.js';
+import type { Remote } from './remote.js';
+
+/** The ref that holds the signed freshness timestamp (DESIGN.md §3 step 2). */
+export const TIMESTAMP_REF = 'refs/gitfleet/timestamp';
+/** Where fetched, not yet verified tips are kept; `acceptRevision` moves the branch itself. */
+const INCOMING = 'refs/gitfleet/incoming';
+
+export interface SyncRequest {
+  repo: GitRepo;
+  http: HttpClient;
+  /** Mirrors in order of preference. */
+  remotes: readonly Remote[];
+  /** The source branch, e.g. `main`. */
+  branch: string;
+  /** Also fetch the timestamp ref when it moved. */
+  timestamp: boolean;
+  /** Why a mirror was skipped, as it happens. */
+  onSkip?: (remote: string, reason: string) => void;
+  onProgress?: ProgressCallback;
+}
+
+export interface SyncResult {
+  /** The mirror that answered (credentials never appear here). */
+  remote: string;
+  /** The tip the mirror serves; its objects are local once `moved` is true. Not verified yet. */
+  tip: string;
+  /** The commit the timestamp ref points to at that mirror, when asked for and present. */
+  timestamp: string | undefined;
+  /** False when the tip is the accepted revision: the poll cost one ref advertisement. */
+  moved: boolean;
+  skipped: { remote: string; reason: string }[];
+}
+
+/** The last accepted (verified) revision of the branch, if any. */
+export async function acceptedRevision(repo: GitRepo, branch: string): Promise<string | undefined> {
+  return git
+    .resolveRef({ fs: repo.fs, gitdir: repo.gitdir, ref: `refs/heads/${branch}` })
+    .catch(() => undefined);
+}
+
+/**
+ * Records a verified revision: the branch moves to it, so the next fetch tells the server what we have and
+ * the next verification checks descent from it. Call only after `verifyRevision` passed.
+ */
+export async function acceptRevision(repo: GitRepo, branch: string, tip: string, timestamp?: string) {
+  const { fs, gitdir } = repo;
+  await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: tip, force: true });
+  if (timestamp) await git.writeRef({ fs, gitdir, ref: TIMESTAMP_REF, value: timestamp, force: true });
+}
+
+/** Creates the device's local bare repository for the source if it does not exist yet. */
+export async function initSourceRepo(repo: GitRepo): Promise<void> {
+  await git.init({ fs: repo.fs, gitdir: repo.gitdir, bare: true, defaultBranch: 'main' });
+  // isomorphic-git's fetch needs a refspec for the remote it writes; we place our refs ourselves.
+  await git.setConfig({
+    fs: repo.fs,
+    gitdir: repo.gitdir,
+    path: 'remote.mirror.fetch',
+    value: '+refs/heads/*:refs/remotes/mirror/*',
+  });
+}
+
+async function hasCommit(repo: GitRepo, oid: string): Promise<boolean> {
+  return git
+    .readCommit({ fs: repo.fs, gitdir: repo.gitdir, oid, cache: repo.cache })
+    .then(() => true)
+    .catch(() => false);
+}
+
+/** True when `older` is a proper ancestor of `newer` (both local). */
+export async function isAncestor(repo: GitRepo, older: string, newer: string): Promise<boolean> {
+  if (older === newer) return false;
+  return git.isDescendent({
+    fs: repo.fs,
+    gitdir: repo.gitdir,
+    oid: newer,
+    ancestor: older,
+    depth: -1,
+    cache: repo.cache,
+  });
+}
+
+function describe(error: unknown): string {
+  if (error instanceof GitfleetError) return error.message;
+  const e = error as { code?: string; message?: string };
+  return [e.code, e.message].filter(Boolean).join(': ').split('\n')[0]?.slice(0, 300) ?? 'unknown error';
+}
+
+async function fetchRef(request: SyncRequest, remote: Remote, ref: string, oid: string): Promise<void> {
+  const { repo } = request;
+  await git.fetch({
+    fs: repo.fs,
+    http: request.http,
+    gitdir: repo.gitdir,
+    cache: repo.cache,
+    url: remote.url,
+    headers: remote.headers,
+    remote: 'mirror',
+    ref,
+    singleBranch: true,
+    tags: false,
+    ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+  });
+  if (!(await hasCommit(repo, oid))) throw new Error(`the fetch did not bring commit ${oid}`);
+}
+
+/**
+ * Brings the source branch from the first mirror that serves a usable tip. A mirror is skipped (with its
+ * reason) when it cannot be reached or answers garbage, lacks the branch, or serves the accepted revision's
+ * ancestor (an older tip). When the tip equals the accepted revision nothing is fetched: one request.
+ * Throws `source_unreachable` (retryable) when every mirror was skipped. The tip is not verified here.
+ */
+export async function syncSource(request: SyncRequest): Promise<SyncResult> {
+  const { repo, branch } = request;
+  const accepted = await acceptedRevision(repo, branch);
+  const skipped: SyncResult['skipped'] = [];
+  const skip = (remote: string, reason: string) => {
+    skipped.push({ remote, reason });
+    request.onSkip?.(remote, reason);
+  };
+  for (const remote of request.remotes) {
+    try {
+      const refs: ServerRef[] = await git.listServerRefs({
+        http: request.http,
+        url: remote.url,
+        headers: remote.headers,
+        protocolVersion: 1,
+      });
+      const tip = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+      const timestamp = request.timestamp ? refs.find((r) => r.ref === TIMESTAMP_REF)?.oid : undefined;
+      if (!tip) {
+        skip(remote.url, `has no branch ${branch}`);
+        continue;
+      }
+      const known = await hasCommit(repo, tip);
+      if (accepted && known && (await isAncestor(repo, tip, accepted))) {
+        skip(remote.url, `serves ${tip.slice(0, 12)}, older than the accepted ${accepted.slice(0, 12)}`);
+        continue;
+      }
+      const timestampKnown = !timestamp || (await hasCommit(repo, timestamp));
+      if (tip === accepted && timestampKnown) {
+        return { remote: remote.url, tip, timestamp, moved: false, skipped };
+      }
+      if (!known) await fetchRef(request, remote, branch, tip);
+      if (!timestampKnown && timestamp) await fetchRef(request, remote, TIMESTAMP_REF, timestamp);
+      if (accepted && (await isAncestor(repo, tip, accepted))) {
+        skip(remote.url, `serves ${tip.slice(0, 12)}, older than the accepted ${accepted.slice(0, 12)}`);
+        continue;
+      }
+      await git.writeRef({
+        fs: repo.fs,
+        gitdir: repo.gitdir,
+        ref: `${INCOMING}/${branch}`,
+        value: tip,
+        force: true,
+      });
+      return { remote: remote.url, tip, timestamp, moved: true, skipped };
+    } catch (error) {
+      skip(remote.url, describe(error));
+    }
+  }
+  throw new GitfleetError(
+    'source_unreachable',
+    `no mirror served ${branch}: ${skipped.map((s) => `${s.remote}: ${s.reason}`).join('; ')}`,
+    { retryable: true },
+  );
+}
