@@ -91,19 +91,28 @@ function describe(error: unknown): string {
 
 async function fetchRef(request: SyncRequest, remote: Remote, ref: string, oid: string): Promise<void> {
   const { repo } = request;
-  await git.fetch({
-    fs: repo.fs,
-    http: request.http,
-    gitdir: repo.gitdir,
-    cache: repo.cache,
-    url: remote.url,
-    headers: remote.headers,
-    remote: 'mirror',
-    ref,
-    singleBranch: true,
-    tags: false,
-    ...(request.onProgress ? { onProgress: request.onProgress } : {}),
-  });
+  try {
+    await git.fetch({
+      fs: repo.fs,
+      http: request.http,
+      gitdir: repo.gitdir,
+      cache: repo.cache,
+      url: remote.url,
+      headers: remote.headers,
+      remote: 'mirror',
+      ref,
+      singleBranch: true,
+      tags: false,
+      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+    });
+  } finally {
+    // isomorphic-git moves its remote-tracking ref even when the pack turns out incomplete; only our own
+    // refs (the accepted branch, the incoming tip) may point anywhere.
+    const tracking = await git.listRefs({ fs: repo.fs, gitdir: repo.gitdir, filepath: 'refs/remotes' });
+    for (const name of tracking) {
+      await git.deleteRef({ fs: repo.fs, gitdir: repo.gitdir, ref: `refs/remotes/${name}` });
+    }
+  }
   if (!(await hasCommit(repo, oid))) throw new Error(`the fetch did not bring commit ${oid}`);
 }
 
