@@ -1,24 +1,14 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRepo } from '../src/git/git-repo.js';
 import { createFleetMemo, readFleetAt } from '../src/git/read-fleet-at.js';
 import { readFleetDir } from '../src/git/read-fleet-dir.js';
 import { parseFleet } from '../src/schema/parse-fleet.js';
 import { commitFiles, git, initFleetRepo } from './support/git-fixture.js';
+import { exampleFiles } from './support/example-files.js';
 import { ensureBuilt, projectRoot, runCli, runCliJson } from './support/run-cli.js';
-
-function exampleFiles(): Record<string, string> {
-  const root = join(projectRoot, 'fleet-example');
-  const files: Record<string, string> = {};
-  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const full = join(entry.parentPath, entry.name);
-    files[relative(root, full)] = readFileSync(full, 'utf8');
-  }
-  return files;
-}
 
 let dir: string;
 let first: string;

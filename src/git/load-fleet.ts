@@ -31,7 +31,8 @@ export async function validateFleetSource(dir: string, rev?: string): Promise<Va
   return validateFleet(await parseFleetSource(dir, rev));
 }
 
-function invalid(problems: Problem[]): GitfleetError {
+/** The error for a fleet that does not parse: every problem, located. */
+export function invalidFleet(problems: readonly Problem[]): GitfleetError {
   const [first] = problems;
   return new GitfleetError(first?.code ?? 'invalid_manifest', problems.map(locatedMessage).join('\n'), {
     hint: 'run `gitfleet validate` to see every problem',
@@ -41,7 +42,7 @@ function invalid(problems: Problem[]): GitfleetError {
 /** Loads the fleet in `dir` (at `rev` when given) for planning. Throws `invalid_manifest` or `duplicate_packet`. */
 export async function loadFleet(dir: string, rev?: string): Promise<Fleet> {
   const parsed = await parseFleetSource(dir, rev);
-  if (!parsed.ok) throw invalid(parsed.errors);
+  if (!parsed.ok) throw invalidFleet(parsed.errors);
   return parsed.value;
 }
 
@@ -51,6 +52,6 @@ export async function loadInstalled(path: string): Promise<InstalledPacket[]> {
     throw new GitfleetError('invalid_manifest', `cannot read ${path}`, { cause });
   });
   const parsed = parseInstalled({ path, data });
-  if (!parsed.ok) throw invalid(parsed.errors);
+  if (!parsed.ok) throw invalidFleet(parsed.errors);
   return parsed.value;
 }
