@@ -1,0 +1,62 @@
+import git from 'isomorphic-git';
+import { GitfleetError } from '../schema/gitfleet-error.js';
+import type { GitRepo } from './git-repo.js';
+import type { SshPrivateKey } from './ssh-key.js';
+import { TIMESTAMP_REF } from './sync-source.js';
+import { writeSignedCommit, type CommitIdentity } from './write-signed-commit.js';
+
+/** What a timestamp says: this source commit was current when signed, and may be trusted until `expires`. */
+export interface Timestamp {
+  source: string;
+  expires: Date;
+}
+
+const TITLE = 'gitfleet timestamp';
+/** The tree of every timestamp commit: empty, the message carries everything. */
+const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
+
+/** The message of a timestamp commit: a title, then `source:` and `expires:` lines. */
+export function formatTimestamp(stamp: Timestamp): string {
+  return `${TITLE}\n\nsource: ${stamp.source}\nexpires: ${stamp.expires.toISOString()}\n`;
+}
+
+/** Reads a timestamp commit's message. Throws `stale_revision` when it is not one. */
+export function parseTimestamp(message: string, commit: string): Timestamp {
+  const source = /^source: ([0-9a-f]{40})$/m.exec(message)?.[1];
+  const expiresText = /^expires: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)$/m.exec(message)?.[1];
+  const expires = expiresText === undefined ? undefined : new Date(expiresText);
+  if (!message.startsWith(`${TITLE}\n`) || !source || !expires || Number.isNaN(expires.getTime())) {
+    throw new GitfleetError('stale_revision', `${commit} on ${TIMESTAMP_REF} is not a gitfleet timestamp`);
+  }
+  return { source, expires };
+}
+
+export interface SignTimestampRequest {
+  /** The source commit the timestamp vouches for. */
+  source: string;
+  expires: Date;
+  now: Date;
+  key: SshPrivateKey;
+  signer: CommitIdentity;
+}
+
+/**
+ * Writes a signed timestamp commit naming `source` and moves `refs/gitfleet/timestamp` to it. Its parent
+ * is the previous timestamp, so the ref only ever fast-forwards and its history shows every refresh.
+ * Returns the new commit id.
+ */
+export async function signTimestamp(repo: GitRepo, request: SignTimestampRequest): Promise<string> {
+  const { fs, gitdir } = repo;
+  await git.writeTree({ fs, gitdir, tree: [] });
+  const previous = await git.resolveRef({ fs, gitdir, ref: TIMESTAMP_REF }).catch(() => undefined);
+  const commit = await writeSignedCommit(repo, {
+    tree: EMPTY_TREE,
+    parents: previous ? [previous] : [],
+    message: formatTimestamp({ source: request.source, expires: request.expires }),
+    author: request.signer,
+    time: Math.floor(request.now.getTime() / 1000),
+    key: request.key,
+  });
+  await git.writeRef({ fs, gitdir, ref: TIMESTAMP_REF, value: commit, force: true });
+  return commit;
+}
