@@ -17,6 +17,8 @@ export interface SyncRequest {
   branch: string;
   /** Also fetch the timestamp ref when it moved. */
   timestamp: boolean;
+  /** The operator's override: take a tip older than the accepted revision instead of skipping it. */
+  allowRollback?: boolean;
   /** Why a mirror was skipped, as it happens. */
   onSkip?: (remote: string, reason: string) => void;
   onProgress?: ProgressCallback;
@@ -145,8 +147,11 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
         continue;
       }
       const known = await hasCommit(repo, tip);
-      if (accepted && known && (await isAncestor(repo, tip, accepted))) {
-        skip(remote.url, `serves ${tip.slice(0, 12)}, older than the accepted ${accepted.slice(0, 12)}`);
+      const older = async () =>
+        !request.allowRollback && accepted !== undefined && (await isAncestor(repo, tip, accepted));
+      const olderReason = `serves ${tip.slice(0, 12)}, older than the accepted ${accepted?.slice(0, 12)}`;
+      if (known && (await older())) {
+        skip(remote.url, olderReason);
         continue;
       }
       const timestampKnown = !timestamp || (await hasCommit(repo, timestamp));
@@ -155,8 +160,8 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
       }
       if (!known) await fetchRef(request, remote, branch, tip);
       if (!timestampKnown && timestamp) await fetchRef(request, remote, TIMESTAMP_REF, timestamp);
-      if (accepted && (await isAncestor(repo, tip, accepted))) {
-        skip(remote.url, `serves ${tip.slice(0, 12)}, older than the accepted ${accepted.slice(0, 12)}`);
+      if (await older()) {
+        skip(remote.url, olderReason);
         continue;
       }
       await git.writeRef({
