@@ -1,5 +1,6 @@
 import git, { type HttpClient, type ProgressCallback, type ServerRef } from 'isomorphic-git';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { fetchCommit, hasCommit } from './fetch-commit.js';
 import type { GitRepo } from './git-repo.js';
 import type { Remote } from './remote.js';
 
@@ -65,13 +66,6 @@ export async function initSourceRepo(repo: GitRepo): Promise<void> {
   });
 }
 
-async function hasCommit(repo: GitRepo, oid: string): Promise<boolean> {
-  return git
-    .readCommit({ fs: repo.fs, gitdir: repo.gitdir, oid, cache: repo.cache })
-    .then(() => true)
-    .catch(() => false);
-}
-
 /** True when `older` is a proper ancestor of `newer` (both local). */
 export async function isAncestor(repo: GitRepo, older: string, newer: string): Promise<boolean> {
   if (older === newer) return false;
@@ -89,33 +83,6 @@ function describe(error: unknown): string {
   if (error instanceof GitfleetError) return error.message;
   const e = error as { code?: string; message?: string };
   return [e.code, e.message].filter(Boolean).join(': ').split('\n')[0]?.slice(0, 300) ?? 'unknown error';
-}
-
-async function fetchRef(request: SyncRequest, remote: Remote, ref: string, oid: string): Promise<void> {
-  const { repo } = request;
-  try {
-    await git.fetch({
-      fs: repo.fs,
-      http: request.http,
-      gitdir: repo.gitdir,
-      cache: repo.cache,
-      url: remote.url,
-      headers: remote.headers,
-      remote: 'mirror',
-      ref,
-      singleBranch: true,
-      tags: false,
-      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
-    });
-  } finally {
-    // isomorphic-git moves its remote-tracking ref even when the pack turns out incomplete; only our own
-    // refs (the accepted branch, the incoming tip) may point anywhere.
-    const tracking = await git.listRefs({ fs: repo.fs, gitdir: repo.gitdir, filepath: 'refs/remotes' });
-    for (const name of tracking) {
-      await git.deleteRef({ fs: repo.fs, gitdir: repo.gitdir, ref: `refs/remotes/${name}` });
-    }
-  }
-  if (!(await hasCommit(repo, oid))) throw new Error(`the fetch did not bring commit ${oid}`);
 }
 
 /**
@@ -158,8 +125,9 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
       if (tip === accepted && timestampKnown) {
         return { remote: remote.url, tip, timestamp, moved: false, skipped };
       }
-      if (!known) await fetchRef(request, remote, branch, tip);
-      if (!timestampKnown && timestamp) await fetchRef(request, remote, TIMESTAMP_REF, timestamp);
+      if (!known) await fetchCommit({ ...request, remote, ref: branch, oid: tip });
+      if (!timestampKnown && timestamp)
+        await fetchCommit({ ...request, remote, ref: TIMESTAMP_REF, oid: timestamp });
       if (await older()) {
         skip(remote.url, olderReason);
         continue;

@@ -4,6 +4,7 @@ import fleetSchema from './json/fleet.schema.json' with { type: 'json' };
 import installedSchema from './json/installed.schema.json' with { type: 'json' };
 import packetSchema from './json/packet.schema.json' with { type: 'json' };
 import specSchema from './json/spec.schema.json' with { type: 'json' };
+import statusSchema from './json/status.schema.json' with { type: 'json' };
 import { escapePointerToken, type YamlDocument } from './parse-yaml-documents.js';
 import type { Problem } from './problem.js';
 
@@ -13,7 +14,7 @@ import type { Problem } from './problem.js';
  */
 export const fleetFields: ReadonlySet<string> = new Set(Object.keys(fleetSchema.properties));
 
-export type DocumentKind = 'Fleet' | 'Packet' | 'Spec' | 'Device' | 'Installed';
+export type DocumentKind = 'Fleet' | 'Packet' | 'Spec' | 'Device' | 'Installed' | 'Status';
 
 // Compiled once per process. coerceTypes turns the source text of numeric and boolean fields
 // (`priority: 10`) into numbers and booleans; everything else stays the string that was written.
@@ -24,6 +25,7 @@ const validators: Record<DocumentKind, ValidateFunction> = {
   Spec: ajv.compile(specSchema),
   Device: ajv.compile(deviceSchema),
   Installed: ajv.compile(installedSchema),
+  Status: ajv.compile(statusSchema),
 };
 
 function describe(error: ErrorObject): { pointer: string; message: string } {
