@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import git from 'isomorphic-git';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-import type { GitRepo } from './git-repo.js';
-import type { SshPrivateKey } from './ssh-key.js';
+import { openRepo, resolveCommit, type GitRepo } from './git-repo.js';
+import { parseSshPrivateKey, type SshPrivateKey } from './ssh-key.js';
 import { TIMESTAMP_REF } from './sync-source.js';
 import { writeSignedCommit, type CommitIdentity } from './write-signed-commit.js';
 
@@ -59,4 +60,29 @@ export async function signTimestamp(repo: GitRepo, request: SignTimestampRequest
   });
   await git.writeRef({ fs, gitdir, ref: TIMESTAMP_REF, value: commit, force: true });
   return commit;
+}
+
+export interface TimestampOptions {
+  /** The source branch or revision the timestamp vouches for. */
+  rev: string;
+  keyPath: string;
+  validForHours: number;
+  signer: CommitIdentity;
+  now: Date;
+}
+
+/** `gitfleet timestamp sign`: signs a timestamp for `rev` in the repository at `dir`. */
+export async function signTimestampIn(dir: string, options: TimestampOptions) {
+  const repo = await openRepo(dir);
+  const source = await resolveCommit(repo, options.rev);
+  const key = parseSshPrivateKey(await readFile(options.keyPath, 'utf8'));
+  const expires = new Date(options.now.getTime() + options.validForHours * 3_600_000);
+  const commit = await signTimestamp(repo, {
+    source,
+    expires,
+    now: options.now,
+    key,
+    signer: options.signer,
+  });
+  return { commit, source, expires: expires.toISOString(), ref: TIMESTAMP_REF };
 }
