@@ -58,8 +58,12 @@ export function fleetFiles(seed: number, shape: FleetRepoShape = benchShape) {
   const files = new Map<string, string>([['fleet.yaml', 'kind: Fleet\n']]);
   fleet.packets.forEach((p, i) => files.set(`packets/${p.name}/${i}.yaml`, packetYaml(p)));
   for (const s of fleet.specs) files.set(`specs/${s.id}.yaml`, specYaml(s));
-  for (const d of devices)
-    files.set(`devices/${d.id}.yaml`, stringify({ kind: 'Device', id: d.id, labels: labels(d.labels) }));
+  // Device records sharded by fleet, as a large fleet repository would keep them: without thin packs a
+  // changed tree is fetched whole, so a flat folder of 5,000 records costs ~120 KB per changed record.
+  for (const d of devices) {
+    const record = stringify({ kind: 'Device', id: d.id, labels: labels(d.labels) });
+    files.set(`devices/${d.labels.fleet ?? 'none'}/${d.id}.yaml`, record);
+  }
   return { files, devices };
 }
 

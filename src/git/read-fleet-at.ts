@@ -23,10 +23,12 @@ interface TreeFile {
 export interface FleetMemo {
   trees: Map<string, readonly TreeFile[]>;
   files: Map<string, FileManifests>;
+  /** The latest read: a poll where nothing moved gets it back without any work. */
+  last: FleetAtRevision | undefined;
 }
 
 export function createFleetMemo(): FleetMemo {
-  return { trees: new Map(), files: new Map() };
+  return { trees: new Map(), files: new Map(), last: undefined };
 }
 
 const folders = new Set(['packets', 'specs', 'devices']);
@@ -88,6 +90,7 @@ export async function readFleetAt(
   memo: FleetMemo = createFleetMemo(),
 ): Promise<FleetAtRevision> {
   const commit = await resolveCommit(repo, rev);
+  if (memo.last?.commit === commit) return memo.last;
   const { commit: object } = await git.readCommit({
     fs: repo.fs,
     gitdir: repo.gitdir,
@@ -114,5 +117,6 @@ export async function readFleetAt(
   }
   memo.trees = used.trees;
   memo.files = used.files;
-  return { commit, result: assembleFleet(parts) };
+  memo.last = { commit, result: assembleFleet(parts) };
+  return memo.last;
 }

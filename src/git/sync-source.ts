@@ -108,26 +108,40 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
         protocolVersion: 1,
       });
       const tip = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
-      const timestamp = request.timestamp ? refs.find((r) => r.ref === TIMESTAMP_REF)?.oid : undefined;
+      const advertised = request.timestamp ? refs.find((r) => r.ref === TIMESTAMP_REF)?.oid : undefined;
       if (!tip) {
         skip(remote.url, `has no branch ${branch}`);
         continue;
       }
       const known = await hasCommit(repo, tip);
+      // Asked newest-first: walking back from a newer tip finds the accepted revision at once, while
+      // proving "older" walks the accepted revision's whole history.
       const older = async () =>
-        !request.allowRollback && accepted !== undefined && (await isAncestor(repo, tip, accepted));
+        !request.allowRollback &&
+        accepted !== undefined &&
+        tip !== accepted &&
+        !(await isAncestor(repo, accepted, tip)) &&
+        (await isAncestor(repo, tip, accepted));
       const olderReason = `serves ${tip.slice(0, 12)}, older than the accepted ${accepted?.slice(0, 12)}`;
       if (known && (await older())) {
         skip(remote.url, olderReason);
         continue;
       }
-      const timestampKnown = !timestamp || (await hasCommit(repo, timestamp));
+      const timestampKnown = !advertised || (await hasCommit(repo, advertised));
       if (tip === accepted && timestampKnown) {
-        return { remote: remote.url, tip, timestamp, moved: false, skipped };
+        return { remote: remote.url, tip, timestamp: advertised, moved: false, skipped };
       }
       if (!known) await fetchCommit({ ...request, remote, ref: branch, oid: tip });
-      if (!timestampKnown && timestamp)
-        await fetchCommit({ ...request, remote, ref: TIMESTAMP_REF, oid: timestamp });
+      // A timestamp that cannot be fetched (not a commit, say) counts as none: verification decides
+      // whether one is needed, and says so with stale_revision rather than a retryable sync error.
+      const timestamp =
+        timestampKnown ||
+        (await fetchCommit({ ...request, remote, ref: TIMESTAMP_REF, oid: advertised }).then(
+          () => true,
+          () => false,
+        ))
+          ? advertised
+          : undefined;
       if (await older()) {
         skip(remote.url, olderReason);
         continue;
