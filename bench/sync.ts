@@ -56,7 +56,7 @@ try {
   writeAllowedSigners(allowedSignersPath, [key]);
   const source = join(work, 'source');
   const { files, devices } = fleetFiles(SEED);
-  let t = performance.now();
+  const t = performance.now();
   buildFleetRepo(source, files, benchShape.commits, key);
   const root = join(work, 'served');
   mkdirSync(root);
