@@ -12,6 +12,7 @@ import {
   type DesiredPacket,
   type DesiredState,
 } from '../src/reconciler/resolve-desired-state.js';
+import { narrowFleet } from '../src/reconciler/narrow-fleet.js';
 import { resolveFleet } from '../src/reconciler/resolve-fleet.js';
 import { inRollout, rolloutBucket } from '../src/reconciler/rollout-bucket.js';
 import { app, device, fleet, packet, spec } from './support/build-fleet.js';
@@ -494,7 +495,7 @@ describe('matching rules (properties)', () => {
     );
   });
 
-  it('6. resolving is deterministic, with a fresh index and with a warm shared one', () => {
+  it('6. resolving is deterministic, with a fresh index, a warm shared one and a narrowed fleet', () => {
     fc.assert(
       fc.property(
         fleetAndDevicesArb.chain(({ fleet: f, devices }) =>
@@ -512,6 +513,10 @@ describe('matching rules (properties)', () => {
             expect(resolveDesiredState(shared, d)).toEqual(fresh[i]);
           }
           expect(resolveFleet(f, order)).toEqual(order.map((d) => fresh[devices.indexOf(d)]));
+          // One device against only the part of the fleet that can matter to it (what plan uses).
+          for (const [i, d] of devices.entries()) {
+            expect(resolveDesiredState(indexFleet(narrowFleet(f, d)), d)).toEqual(fresh[i]);
+          }
         },
       ),
       { numRuns: runs(500) },

@@ -121,3 +121,31 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     },
   };
 }
+
+async function* replay(chunks: readonly Uint8Array[]): AsyncIterableIterator<Uint8Array> {
+  yield* chunks;
+}
+
+/**
+ * A client that answers repeated GETs of one ref advertisement (`info/refs?service=git-upload-pack`)
+ * from memory: a sync reads the advertisement to decide whether to fetch, and isomorphic-git's fetch
+ * asks for it again right away. Use one per mirror attempt, so the fetch sees exactly the refs the
+ * decision was made on, one request sooner.
+ */
+export function reuseAdvertisement(http: HttpClient): HttpClient {
+  const seen = new Map<string, { response: GitHttpResponse; chunks: Uint8Array[] }>();
+  return {
+    async request(request: GitHttpRequest): Promise<GitHttpResponse> {
+      const cacheable =
+        (request.method ?? 'GET') === 'GET' && request.url.endsWith('/info/refs?service=git-upload-pack');
+      if (!cacheable) return http.request(request);
+      const known = seen.get(request.url);
+      if (known) return { ...known.response, body: replay(known.chunks) };
+      const response = await http.request(request);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of response.body ?? replay([])) chunks.push(chunk);
+      if (response.statusCode === 200) seen.set(request.url, { response, chunks });
+      return { ...response, body: replay(chunks) };
+    },
+  };
+}

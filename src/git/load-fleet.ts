@@ -1,13 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { Fleet, InstalledPacket } from '../schema/fleet.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-import { parseFleet, type ParseResult } from '../schema/parse-fleet.js';
+import { parseFleet } from '../schema/parse-fleet.js';
 import { parseInstalled } from '../schema/parse-installed.js';
 import { locatedMessage, type Problem } from '../schema/problem.js';
 import { validateFleet, type ValidationReport } from '../reconciler/validate-fleet.js';
 import { readBounded } from './read-bounded.js';
 import { openRepo } from './git-repo.js';
-import { readFleetAt } from './read-fleet-at.js';
+import { atRevision, readFleetAt } from './read-fleet-at.js';
 import { readFleetDir } from './read-fleet-dir.js';
 
 async function assertDirectory(dir: string): Promise<void> {
@@ -20,15 +20,23 @@ async function assertDirectory(dir: string): Promise<void> {
  * Parses the fleet in `dir`: the files on disk, or with `rev` the files of that revision in the git
  * repository at `dir` (uncommitted files are then ignored).
  */
-async function parseFleetSource(dir: string, rev: string | undefined): Promise<ParseResult<Fleet>> {
+async function parseFleetSource(dir: string, rev: string | undefined) {
   await assertDirectory(dir);
-  if (rev === undefined) return parseFleet(await readFleetDir(dir));
-  return (await readFleetAt(await openRepo(dir), rev)).result;
+  if (rev === undefined) return { parsed: parseFleet(await readFleetDir(dir)), commit: undefined };
+  const { commit, result } = await readFleetAt(await openRepo(dir), rev);
+  return { parsed: result, commit };
 }
 
-/** Everything `validate` reports about the fleet in `dir` (at `rev` when given). */
+/** Everything `validate` reports about the fleet in `dir` (at `rev` when given, located `path@shortsha`). */
 export async function validateFleetSource(dir: string, rev?: string): Promise<ValidationReport> {
-  return validateFleet(await parseFleetSource(dir, rev));
+  const { parsed, commit } = await parseFleetSource(dir, rev);
+  const report = validateFleet(parsed);
+  if (commit === undefined) return report;
+  // Parse problems are located already; those found later point at manifests, located by repository path.
+  const located = new Set<Problem>([...parsed.warnings, ...(parsed.ok ? [] : parsed.errors)]);
+  const locate = (problems: Problem[]) =>
+    problems.flatMap((p) => (located.has(p) ? [p] : atRevision([p], commit)));
+  return { ...report, errors: locate(report.errors), warnings: locate(report.warnings) };
 }
 
 /** The error for a fleet that does not parse: every problem, located. */
@@ -41,7 +49,7 @@ export function invalidFleet(problems: readonly Problem[]): GitfleetError {
 
 /** Loads the fleet in `dir` (at `rev` when given) for planning. Throws `invalid_manifest` or `duplicate_packet`. */
 export async function loadFleet(dir: string, rev?: string): Promise<Fleet> {
-  const parsed = await parseFleetSource(dir, rev);
+  const { parsed } = await parseFleetSource(dir, rev);
   if (!parsed.ok) throw invalidFleet(parsed.errors);
   return parsed.value;
 }

@@ -7,7 +7,7 @@ import {
   type FileManifests,
   type ParseResult,
 } from '../schema/parse-fleet.js';
-import type { SourceLocation } from '../schema/problem.js';
+import type { Problem } from '../schema/problem.js';
 import { resolveCommit, type GitRepo } from './git-repo.js';
 
 interface TreeFile {
@@ -55,22 +55,14 @@ async function listTree(repo: GitRepo, oid: string, prefix: string, memo: FleetM
 }
 
 /**
- * A file's manifests with every location reading `path@shortsha`, so messages say which revision they are
- * about. The cached original keeps plain paths and can be relabelled for the next revision.
+ * Problems located at `path@shortsha`, so a message says which revision it is about. Manifests keep
+ * repository paths: relabelling 10,000 cached files on every read would cost more than the read.
  */
-function atRevision(part: FileManifests, short: string): FileManifests {
-  const file = `${part.path}@${short}`;
-  const relabel = <T extends { location?: SourceLocation }>(item: T): T =>
-    item.location ? { ...item, location: { ...item.location, file } } : item;
-  return {
-    path: part.path,
-    settings: part.settings.map(relabel),
-    packets: part.packets.map(relabel),
-    specs: part.specs.map(relabel),
-    devices: part.devices.map(relabel),
-    errors: part.errors.map(relabel),
-    warnings: part.warnings.map(relabel),
-  };
+export function atRevision(problems: readonly Problem[], commit: string): Problem[] {
+  const short = commit.slice(0, 7);
+  return problems.map((p) =>
+    p.location ? { ...p, location: { ...p.location, file: `${p.location.file}@${short}` } } : p,
+  );
 }
 
 export interface FleetAtRevision {
@@ -81,7 +73,8 @@ export interface FleetAtRevision {
 
 /**
  * Reads and parses the fleet at a revision straight from git objects (no checkout): `fleet.yaml` and the
- * YAML files under `packets/`, `specs/` and `devices/`. Problems read `path@shortsha:line:col`. Pass the
+ * YAML files under `packets/`, `specs/` and `devices/`. Problems read `path@shortsha:line:col` (the
+ * manifests' own locations stay repository paths). Pass the
  * same `memo` to later reads of the same repository to parse only what changed.
  */
 export async function readFleetAt(
@@ -113,10 +106,17 @@ export async function readFleetAt(
       part = parseFleetFile({ path: file.path, data: blob });
     }
     used.files.set(key, part);
-    parts.push(atRevision(part, commit.slice(0, 7)));
+    parts.push(part);
   }
   memo.trees = used.trees;
   memo.files = used.files;
-  memo.last = { commit, result: assembleFleet(parts) };
+  const parsed = assembleFleet(parts);
+  const warnings = atRevision(parsed.warnings, commit);
+  memo.last = {
+    commit,
+    result: parsed.ok
+      ? { ...parsed, warnings }
+      : { ok: false, errors: atRevision(parsed.errors, commit), warnings },
+  };
   return memo.last;
 }

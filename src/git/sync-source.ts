@@ -1,6 +1,7 @@
 import git, { type HttpClient, type ProgressCallback, type ServerRef } from 'isomorphic-git';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { fetchCommit, hasCommit } from './fetch-commit.js';
+import { reuseAdvertisement } from './http-client.js';
 import type { GitRepo } from './git-repo.js';
 import type { Remote } from './remote.js';
 
@@ -100,9 +101,10 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
     request.onSkip?.(remote, reason);
   };
   for (const remote of request.remotes) {
+    const http = reuseAdvertisement(request.http);
     try {
       const refs: ServerRef[] = await git.listServerRefs({
-        http: request.http,
+        http,
         url: remote.url,
         headers: remote.headers,
         protocolVersion: 1,
@@ -131,12 +133,12 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
       if (tip === accepted && timestampKnown) {
         return { remote: remote.url, tip, timestamp: advertised, moved: false, skipped };
       }
-      if (!known) await fetchCommit({ ...request, remote, ref: branch, oid: tip });
+      if (!known) await fetchCommit({ ...request, http, remote, ref: branch, oid: tip });
       // A timestamp that cannot be fetched (not a commit, say) counts as none: verification decides
       // whether one is needed, and says so with stale_revision rather than a retryable sync error.
       const timestamp =
         timestampKnown ||
-        (await fetchCommit({ ...request, remote, ref: TIMESTAMP_REF, oid: advertised }).then(
+        (await fetchCommit({ ...request, http, remote, ref: TIMESTAMP_REF, oid: advertised }).then(
           () => true,
           () => false,
         ))

@@ -1,6 +1,7 @@
 import type { Device, Fleet, InstalledPacket, Labels } from '../schema/fleet.js';
 import { overlayLabels } from '../schema/labels.js';
 import { indexFleet } from './index-fleet.js';
+import { narrowFleet } from './narrow-fleet.js';
 import { planActions, type Action } from './plan-actions.js';
 import { resolveDesiredState, type DesiredPacket, type ResolveError } from './resolve-desired-state.js';
 
@@ -38,7 +39,7 @@ export function planDevice(
   installed: readonly InstalledPacket[],
 ): DevicePlan {
   const { device, allowEmpty } = identifyDevice(fleet, id, labels);
-  const desired = resolveDesiredState(indexFleet(fleet), device);
+  const desired = resolveDesiredState(indexFleet(narrowFleet(fleet, device)), device);
   if (!desired.ok) return desired;
   const plan = planActions(desired.packets, installed, { allowEmpty });
   if (!plan.ok) return { ok: false, device, errors: [plan.error] };

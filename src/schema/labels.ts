@@ -12,13 +12,22 @@ export function overlayLabels(base: Labels, top: Labels): Labels {
   return makeLabels([...Object.entries(base), ...Object.entries(top)]);
 }
 
+// Labelsets are immutable once made, and parsed manifests are reused across reads, so each key is
+// computed once (sorting 10,000 packets asks for it on every comparison).
+const keys = new WeakMap<Labels, string>();
+
 /** A canonical string for a labelset (keys sorted), used for identity and as a cache key. */
 export function labelsKey(labels: Labels): string {
-  return JSON.stringify(
-    Object.keys(labels)
-      .sort()
-      .map((k) => [k, labels[k]]),
-  );
+  let key = keys.get(labels);
+  if (key === undefined) {
+    key = JSON.stringify(
+      Object.keys(labels)
+        .sort()
+        .map((k) => [k, labels[k]]),
+    );
+    keys.set(labels, key);
+  }
+  return key;
 }
 
 /** `{a: 1, b: x}` style text for messages. */
