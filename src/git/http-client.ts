@@ -1,5 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
 import got, { type Agents } from 'got';
 import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
@@ -122,8 +123,8 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   };
 }
 
-async function* replay(chunks: readonly Uint8Array[]): AsyncIterableIterator<Uint8Array> {
-  yield* chunks;
+function replay(chunks: readonly Uint8Array[]): AsyncIterableIterator<Uint8Array> {
+  return Readable.from(chunks)[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>;
 }
 
 /**
