@@ -74,6 +74,7 @@ describe('parseFleet: the smallest fleet', () => {
         version: 1,
         artifacts: { mirrors: [] },
         guards: { allowEmpty: false },
+        trust: { timestamp: false },
         location: { file: 'fleet.yaml', line: 1, col: 1 },
       },
       packets: [],
@@ -93,11 +94,11 @@ describe('parseFleet: the smallest fleet', () => {
   });
 
   it('ignores an unknown fleet.yaml field with a warning at the field (settings of a newer version)', () => {
-    const result = parseFleet([{ path: 'fleet.yaml', data: 'kind: Fleet\ntrust: { policy: head }\n' }]);
+    const result = parseFleet([{ path: 'fleet.yaml', data: 'kind: Fleet\nmaintenance: { window: sunday }\n' }]);
     const { value, warnings } = ok(result);
     expect(value.settings.guards.allowEmpty).toBe(false);
     expect(warnings.map((w) => [w.message, w.location?.line, w.location?.col])).toEqual([
-      ["unknown field 'trust' in fleet.yaml is ignored", 2, 1],
+      ["unknown field 'maintenance' in fleet.yaml is ignored", 2, 1],
     ]);
   });
 
@@ -123,6 +124,8 @@ describe('parseFleet: the smallest fleet', () => {
             '  mirrors: [https://a.example.org/fleet/, http://127.0.0.1:8081/artifacts/]',
             'guards:',
             '  allowEmpty: true',
+            'trust:',
+            '  timestamp: true',
             '',
           ].join('\n'),
         },
@@ -134,6 +137,7 @@ describe('parseFleet: the smallest fleet', () => {
       'http://127.0.0.1:8081/artifacts/',
     ]);
     expect(value.settings.guards.allowEmpty).toBe(true);
+    expect(value.settings.trust.timestamp).toBe(true);
   });
 
   it('refuses an unknown format version at the version field', () => {
