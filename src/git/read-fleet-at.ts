@@ -32,6 +32,8 @@ export function createFleetMemo(): FleetMemo {
 }
 
 const folders = new Set(['packets', 'specs', 'devices']);
+/** Blobs read side by side on a cold read. */
+const PARALLEL_READS = 16;
 
 /** The fleet files under a tree, recursively; symbolic links and submodules are skipped as on disk. */
 async function listTree(repo: GitRepo, oid: string, prefix: string, memo: FleetMemo, used: FleetMemo) {
@@ -92,21 +94,21 @@ export async function readFleetAt(
   });
   const used = createFleetMemo();
   const files = await listTree(repo, object.tree, '', memo, used);
-  const parts: FileManifests[] = [];
-  for (const file of files) {
+  const parse = async (file: TreeFile): Promise<FileManifests> => {
     const key = `${file.oid}\u0000${file.path}`;
     let part = memo.files.get(key);
     if (!part) {
-      const { blob } = await git.readBlob({
-        fs: repo.fs,
-        gitdir: repo.gitdir,
-        oid: file.oid,
-        cache: repo.cache,
-      });
+      const { fs, gitdir, cache } = repo;
+      const { blob } = await git.readBlob({ fs, gitdir, oid: file.oid, cache });
       part = parseFleetFile({ path: file.path, data: blob });
     }
     used.files.set(key, part);
-    parts.push(part);
+    return part;
+  };
+  // Blob reads mostly wait on the file system: a few at a time keep the disk and the parser busy.
+  const parts: FileManifests[] = [];
+  for (let i = 0; i < files.length; i += PARALLEL_READS) {
+    parts.push(...(await Promise.all(files.slice(i, i + PARALLEL_READS).map(parse))));
   }
   memo.trees = used.trees;
   memo.files = used.files;
