@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -217,6 +217,73 @@ describe('syncSource', () => {
     });
     expect(again.moved).toBe(false);
     expect(current.requests).toHaveLength(1);
+  });
+});
+
+describe('proxies', () => {
+  /** A plain forward proxy (absolute-URI requests) that counts what it forwards. */
+  function startProxy(): Promise<{ url: string; seen: string[]; close: () => void }> {
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      const upstream = request(req.url ?? '', { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.writeHead(502).end());
+      req.pipe(upstream);
+    });
+    return new Promise((resolve) =>
+      proxy.listen(0, '127.0.0.1', () =>
+        resolve({
+          url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+          seen,
+          close: () => proxy.close(),
+        }),
+      ),
+    );
+  }
+
+  function withEnv(env: Record<string, string>, run: () => Promise<void>): Promise<void> {
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    return run().finally(() => {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    });
+  }
+
+  it('goes through HTTP_PROXY, and around it for hosts in NO_PROXY', async () => {
+    const proxy = await startProxy();
+    try {
+      await withEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '' }, async () => {
+        const synced = await syncSource({
+          repo: device,
+          http: createHttpClient(),
+          remotes: [remote(current)],
+          branch: 'main',
+          timestamp: false,
+        });
+        expect(synced.tip).toBe(second);
+      });
+      expect(proxy.seen.length).toBeGreaterThanOrEqual(2);
+      expect(proxy.seen[0]).toContain(`${current.urlOf('fleet.git')}/info/refs`);
+      const before = proxy.seen.length;
+      await withEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, async () => {
+        await syncSource({
+          repo: device,
+          http: createHttpClient(),
+          remotes: [remote(current)],
+          branch: 'main',
+          timestamp: false,
+        });
+      });
+      expect(proxy.seen.length).toBe(before);
+    } finally {
+      proxy.close();
+    }
   });
 });
 
