@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { findSigner, parseAllowedSigners, type AllowedSigner } from '../src/git/allowed-signers.js';
 import { parseSshPublicKey, type SshPublicKey } from '../src/git/ssh-key.js';
 import { verifySsh } from '../src/git/ssh-signature.js';
-import { GitfleetError } from '../src/schema/gitfleet-error.js';
+import { expectUntrusted } from './support/expect-untrusted.js';
 
 /**
  * git's allowed_signers format (ssh-keygen(1), ALLOWED SIGNERS), parsed by us and cross-checked against
@@ -48,18 +48,6 @@ function keygenFindPrincipals(signature: string, time: string): string[] | undef
   ];
   const result = spawnSync('ssh-keygen', args, { cwd: dir, env, encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim().split('\n') : undefined;
-}
-
-function expectRefused(action: () => unknown, fragment: string): void {
-  let caught: unknown;
-  try {
-    action();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(GitfleetError);
-  expect((caught as GitfleetError).code).toBe('untrusted_revision');
-  expect((caught as GitfleetError).message).toContain(fragment);
 }
 
 beforeAll(async () => {
@@ -133,16 +121,16 @@ describe('parseAllowedSigners', () => {
     ['alice ssh-unknown AAAA', 'unsupported or malformed option "ssh-unknown"'],
     ['alice cert-authority ssh-unknown AAAA', 'unknown key type "ssh-unknown"'],
   ])('refuses %j with path:line', (line, fragment) => {
-    expectRefused(
+    expectUntrusted(
       () => parseAllowedSigners(`# header\n\n${line}\n`, 'keys/allowed_signers'),
       'keys/allowed_signers:3: ',
     );
-    expectRefused(() => parseAllowedSigners(line, 'f'), fragment);
+    expectUntrusted(() => parseAllowedSigners(line, 'f'), fragment);
   });
 
   it('refuses a line whose key type differs from its key', () => {
     const line = `alice@example.com ${pub.alice.replace('ssh-ed25519', 'ecdsa-sha2-nistp256')}`;
-    expectRefused(
+    expectUntrusted(
       () => parseAllowedSigners(line, 'f'),
       'f:1: key type ecdsa-sha2-nistp256 does not match the key',
     );

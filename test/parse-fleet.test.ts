@@ -94,7 +94,9 @@ describe('parseFleet: the smallest fleet', () => {
   });
 
   it('ignores an unknown fleet.yaml field with a warning at the field (settings of a newer version)', () => {
-    const result = parseFleet([{ path: 'fleet.yaml', data: 'kind: Fleet\nmaintenance: { window: sunday }\n' }]);
+    const result = parseFleet([
+      { path: 'fleet.yaml', data: 'kind: Fleet\nmaintenance: { window: sunday }\n' },
+    ]);
     const { value, warnings } = ok(result);
     expect(value.settings.guards.allowEmpty).toBe(false);
     expect(warnings.map((w) => [w.message, w.location?.line, w.location?.col])).toEqual([

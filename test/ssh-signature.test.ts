@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../bench/generate-fleet.js';
-import { GitfleetError } from '../src/schema/gitfleet-error.js';
 import { parseSshPrivateKey, parseSshPublicKey } from '../src/git/ssh-key.js';
 import { maxArmoredLength, signSsh, verifySsh } from '../src/git/ssh-signature.js';
 import { SshReader, armor, sshString, sshUint32, unarmor } from '../src/git/ssh-wire.js';
+import { expectUntrusted } from './support/expect-untrusted.js';
 
 /**
  * SSHSIG against the real peers: stock ssh-keygen and git make the keys and signatures we verify, and
@@ -62,19 +62,6 @@ async function keygenVerify(name: KeyName, signature: string, namespace: string)
   return spawnSync('ssh-keygen', [...args, '-s', 'ours.sig'], { cwd: dir, env, input: message }).status;
 }
 
-/** `action` throws `untrusted_revision` with `fragment` in its message (any message when omitted). */
-function expectRefused(action: () => unknown, fragment = ''): void {
-  let caught: unknown;
-  try {
-    action();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(GitfleetError);
-  expect((caught as GitfleetError).code).toBe('untrusted_revision');
-  expect((caught as GitfleetError).message).toContain(fragment);
-}
-
 /** The SSHSIG fields of an armored signature, to rebuild it with one field changed. */
 function fields(armored: string): {
   blob: Uint8Array;
@@ -122,15 +109,15 @@ describe('keys', () => {
   it('refuses an encrypted private key, saying so', async () => {
     run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret', '-f', join(dir, 'encrypted')]);
     const text = await readFile(join(dir, 'encrypted'), 'utf8');
-    expectRefused(() => parseSshPrivateKey(text), 'is encrypted');
+    expectUntrusted(() => parseSshPrivateKey(text), 'is encrypted');
   });
 
   it('refuses a PEM private key and a public key line with the wrong type', async () => {
     run('ssh-keygen', ['-q', '-t', 'ecdsa', '-m', 'PEM', '-N', '', '-f', join(dir, 'pem')]);
     const pem = await readFile(join(dir, 'pem'), 'utf8');
-    expectRefused(() => parseSshPrivateKey(pem), 'not an OpenSSH private key');
+    expectUntrusted(() => parseSshPrivateKey(pem), 'not an OpenSSH private key');
     const line = (await readFile(`${key('ed25519')}.pub`, 'utf8')).replace('ssh-ed25519', 'ssh-rsa');
-    expectRefused(() => parseSshPublicKey(line), 'the line says "ssh-rsa" but the key is ssh-ed25519');
+    expectUntrusted(() => parseSshPublicKey(line), 'the line says "ssh-rsa" but the key is ssh-ed25519');
   });
 });
 
@@ -202,7 +189,7 @@ describe('a commit signed by git (gpg.format=ssh)', () => {
     expect(publicKey.fingerprint).toBe(run('ssh-keygen', ['-lf', `${key('ed25519')}.pub`]).split(' ')[1]);
 
     const tampered = payload.replace('Add the fleet', 'Add the fleeT');
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(signature, Buffer.from(tampered), 'git'),
       'signature does not match the signed data',
     );
@@ -216,11 +203,11 @@ describe('refused signatures', () => {
   });
 
   it('another namespace', () => {
-    expectRefused(() => verifySsh(good, message, 'file'), 'signature namespace is "git", expected "file"');
+    expectUntrusted(() => verifySsh(good, message, 'file'), 'signature namespace is "git", expected "file"');
   });
 
   it('a modified message', () => {
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(good, Buffer.from('fleet.yaml at 0000000\n'), 'git'),
       'does not match the signed data',
     );
@@ -229,7 +216,7 @@ describe('refused signatures', () => {
   it("key A's signature carrying key B's public key", async () => {
     const other = parseSshPublicKey(await readFile(`${key('other')}.pub`, 'utf8'));
     const swapped = rebuild({ ...fields(good), blob: other.blob });
-    expectRefused(() => verifySsh(swapped, message, 'git'), 'signature does not match the signed data');
+    expectUntrusted(() => verifySsh(swapped, message, 'git'), 'signature does not match the signed data');
   });
 
   it('an RSA signature relabelled as SHA-1 ssh-rsa', async () => {
@@ -237,7 +224,7 @@ describe('refused signatures', () => {
     const inner = new SshReader(parts.signature, 'test');
     inner.text();
     const relabelled = Buffer.concat([sshString('ssh-rsa'), sshString(inner.string())]);
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(rebuild({ ...parts, signature: relabelled }), message, 'git'),
       'signature algorithm "ssh-rsa" does not fit a ssh-rsa key',
     );
@@ -245,29 +232,29 @@ describe('refused signatures', () => {
 
   it('an unsupported key type or size, version or hash algorithm', () => {
     const sk = Buffer.concat([sshString('sk-ssh-ed25519@openssh.com'), sshString(new Uint8Array(32))]);
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(rebuild({ ...fields(good), blob: sk }), message, 'git'),
       'unsupported key type',
     );
-    expectRefused(() => verifySsh(rebuild(fields(good), 2), message, 'git'), 'version 2, expected 1');
+    expectUntrusted(() => verifySsh(rebuild(fields(good), 2), message, 'git'), 'version 2, expected 1');
     const hugeRsa = Buffer.concat([
       sshString('ssh-rsa'),
       sshString(Uint8Array.of(1, 0, 1)),
       sshString(new Uint8Array(2100).fill(0x7f)),
     ]);
     const slow = rebuild({ ...fields(good), blob: hugeRsa });
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(slow, message, 'git'),
       'ssh-rsa with a 16799-bit modulus (need 1024 to 16384)',
     );
     const md5 = rebuild({ ...fields(good), hash: 'md5' });
-    expectRefused(() => verifySsh(md5, message, 'git'), 'unsupported hash algorithm "md5"');
+    expectUntrusted(() => verifySsh(md5, message, 'git'), 'unsupported hash algorithm "md5"');
   });
 
   it('every truncation of the signature bytes', () => {
     const bytes = unarmor(good, 'SSH SIGNATURE', 'test')!;
     for (let length = 0; length < bytes.length; length++) {
-      expectRefused(
+      expectUntrusted(
         () => verifySsh(armor(bytes.subarray(0, length), 'SSH SIGNATURE'), message, 'git'),
         'malformed',
       );
@@ -279,18 +266,18 @@ describe('refused signatures', () => {
     for (let i = 0; i < bytes.length; i++) {
       const changed = Buffer.from(bytes);
       changed[i]! ^= 0x01;
-      expectRefused(() => verifySsh(armor(changed, 'SSH SIGNATURE'), message, 'git'));
+      expectUntrusted(() => verifySsh(armor(changed, 'SSH SIGNATURE'), message, 'git'));
     }
   });
 
   it('truncated armor', () => {
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(good.slice(0, Math.floor(good.length / 2)), message, 'git'),
       'not an SSH signature',
     );
     const lines = good.split('\n');
     const cut = [...lines.slice(0, 2), ...lines.slice(-2)].join('\n');
-    expectRefused(() => verifySsh(cut, message, 'git'), 'malformed SSH signature');
+    expectUntrusted(() => verifySsh(cut, message, 'git'), 'malformed SSH signature');
   });
 
   it('random garbage, seeded, bare and inside the armor lines', () => {
@@ -299,9 +286,9 @@ describe('refused signatures', () => {
       const garbage = String.fromCharCode(
         ...Array.from({ length: Math.floor(next() * 400) }, () => Math.floor(next() * 256)),
       );
-      expectRefused(() => verifySsh(garbage, message, 'git'), 'not an SSH signature');
+      expectUntrusted(() => verifySsh(garbage, message, 'git'), 'not an SSH signature');
       const armored = `-----BEGIN SSH SIGNATURE-----\n${garbage}\n-----END SSH SIGNATURE-----\n`;
-      expectRefused(() => verifySsh(armored, message, 'git'), 'malformed SSH signature');
+      expectUntrusted(() => verifySsh(armored, message, 'git'), 'malformed SSH signature');
     }
   });
 
@@ -311,7 +298,7 @@ describe('refused signatures', () => {
       const random = Uint8Array.from({ length: Math.floor(next() * 600) }, () => Math.floor(next() * 256));
       const prefixed = Buffer.concat([Buffer.from('SSHSIG'), sshUint32(1), random]);
       for (const bytes of [random, prefixed]) {
-        expectRefused(() => verifySsh(armor(bytes, 'SSH SIGNATURE'), message, 'git'));
+        expectUntrusted(() => verifySsh(armor(bytes, 'SSH SIGNATURE'), message, 'git'));
       }
     }
   });
@@ -319,7 +306,7 @@ describe('refused signatures', () => {
   it('a length field of 0xffffffff', () => {
     const bytes = Buffer.from(unarmor(good, 'SSH SIGNATURE', 'test')!);
     bytes.writeUInt32BE(0xffffffff, 10); // the public key's length
-    expectRefused(
+    expectUntrusted(
       () => verifySsh(armor(bytes, 'SSH SIGNATURE'), message, 'git'),
       'length field 4294967295 at byte 10 points past the end',
     );
@@ -328,12 +315,12 @@ describe('refused signatures', () => {
   it('armor of 1 MB', () => {
     const huge = `-----BEGIN SSH SIGNATURE-----\n${'A'.repeat(1024 * 1024)}\n-----END SSH SIGNATURE-----\n`;
     expect(huge.length).toBeGreaterThan(maxArmoredLength);
-    expectRefused(() => verifySsh(huge, message, 'git'), 'over the limit of 65536');
+    expectUntrusted(() => verifySsh(huge, message, 'git'), 'over the limit of 65536');
   });
 
   it('missing BEGIN or END line', () => {
     const lines = good.trim().split('\n');
-    expectRefused(() => verifySsh(lines.slice(1).join('\n'), message, 'git'), 'not an SSH signature');
-    expectRefused(() => verifySsh(lines.slice(0, -1).join('\n'), message, 'git'), 'not an SSH signature');
+    expectUntrusted(() => verifySsh(lines.slice(1).join('\n'), message, 'git'), 'not an SSH signature');
+    expectUntrusted(() => verifySsh(lines.slice(0, -1).join('\n'), message, 'git'), 'not an SSH signature');
   });
 });

@@ -53,51 +53,30 @@ beforeEach(async () => {
 
 const http = createHttpClient({ limits: { connectMs: 1000, firstByteMs: 1000, totalMs: 3000 } });
 const remote = (server: GitServer) => prepareRemote({ url: server.urlOf('fleet.git') });
+/** The device syncs `main` from one server, without the timestamp ref. */
+const syncFrom = (server: GitServer) =>
+  syncSource({ repo: device, http, remotes: [remote(server)], branch: 'main', timestamp: false });
 
 describe('syncSource', () => {
   it('fetches the tip, and a poll where nothing moved is one request that downloads no pack', async () => {
-    const synced = await syncSource({
-      repo: device,
-      http,
-      remotes: [remote(current)],
-      branch: 'main',
-      timestamp: false,
-    });
+    const synced = await syncFrom(current);
     expect(synced).toMatchObject({ tip: second, moved: true, skipped: [] });
     await acceptRevision(device, 'main', synced.tip);
     git(device.gitdir, ['fsck', '--strict']);
     expect(git(device.gitdir, ['rev-parse', 'refs/heads/main'])).toBe(second);
 
     current.resetLog();
-    const again = await syncSource({
-      repo: device,
-      http,
-      remotes: [remote(current)],
-      branch: 'main',
-      timestamp: false,
-    });
+    const again = await syncFrom(current);
     expect(again).toMatchObject({ tip: second, moved: false });
     expect(current.requests).toHaveLength(1);
     expect(current.requests[0]).toMatchObject({ method: 'GET', query: 'service=git-upload-pack' });
   });
 
   it('tells the server what it has, so a one-commit change fetches a small pack', async () => {
-    const start = await syncSource({
-      repo: device,
-      http,
-      remotes: [remote(stale)],
-      branch: 'main',
-      timestamp: false,
-    });
+    const start = await syncFrom(stale);
     await acceptRevision(device, 'main', start.tip);
     current.resetLog();
-    const next = await syncSource({
-      repo: device,
-      http,
-      remotes: [remote(current)],
-      branch: 'main',
-      timestamp: false,
-    });
+    const next = await syncFrom(current);
     expect(next).toMatchObject({ tip: second, moved: true });
     const pack = current.requests.find((r) => r.method === 'POST');
     expect(pack?.bytesSent).toBeLessThan(2000);
@@ -121,7 +100,7 @@ describe('syncSource', () => {
   });
 
   it('skips a mirror serving an older tip than the accepted revision', async () => {
-    await syncSource({ repo: device, http, remotes: [remote(current)], branch: 'main', timestamp: false });
+    await syncFrom(current);
     await acceptRevision(device, 'main', second);
     const synced = await syncSource({
       repo: device,
@@ -156,25 +135,13 @@ describe('syncSource', () => {
     it(`skips a mirror answering ${mode} and reports source_unreachable when none is left`, async () => {
       await current.setMode(mode);
       try {
-        const error = await syncSource({
-          repo: device,
-          http,
-          remotes: [remote(current)],
-          branch: 'main',
-          timestamp: false,
-        }).catch((e: unknown) => e);
+        const error = await syncFrom(current).catch((e: unknown) => e);
         expect(error).toMatchObject({ code: 'source_unreachable', retryable: true });
         expect(git(device.gitdir, ['for-each-ref'])).toBe('');
       } finally {
         await current.setMode('normal');
       }
-      const synced = await syncSource({
-        repo: device,
-        http,
-        remotes: [remote(current)],
-        branch: 'main',
-        timestamp: false,
-      });
+      const synced = await syncFrom(current);
       expect(synced.tip).toBe(second);
       git(device.gitdir, ['fsck', '--strict']);
     });
