@@ -1,11 +1,13 @@
 /**
  * `npm run bench:sync`: a device syncing a fleet repository of 10,000 manifests and 5,000 commits from
  * stock `git http-backend`, side by side with stock git on the same server:
- * - a poll where nothing moved (sync and verify; the fleet read is the cached one) against `git ls-remote`;
+ * - a poll where nothing moved (sync and verify; the fleet read is the cached one) against `git ls-remote`,
+ *   and against one bare GET of the ref advertisement (the floor: the one request a poll makes);
  * - a one-file change, the whole way from poll to a resolved desired set (fetch, verify, incremental
  *   read, resolve), against `git fetch` alone: wall time and the bytes the server sent.
  */
 import * as fs from 'node:fs';
+import { get } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +44,17 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await run();
   return (performance.now() - start) / 1000;
+}
+
+function getBody(url: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    get(url, (res) =>
+      res
+        .on('data', () => undefined)
+        .on('end', resolve)
+        .on('error', reject),
+    ).on('error', reject),
+  );
 }
 
 function served(server: GitServer): { requests: number; bytes: number } {
@@ -107,16 +120,19 @@ try {
   );
 
   const lsRemote: number[] = [];
+  const adverts: number[] = [];
   const polls: number[] = [];
   let pollRequests = 0;
   for (let i = 0; i < POLLS; i++) {
     lsRemote.push(await timed(() => gitAsync(work, ['ls-remote', url, 'refs/heads/main'])));
+    // The floor: the one request a poll makes, as a bare in-process GET.
+    adverts.push(await timed(() => getBody(`${url}/info/refs?service=git-upload-pack`)));
     server.resetLog();
     polls.push(await timed(pull));
     pollRequests = Math.max(pollRequests, served(server).requests);
   }
   console.log(
-    `poll: requests=${pollRequests} ratio=${(median(polls) / median(lsRemote)).toFixed(3)} gitfleet_ms=${(median(polls) * 1000).toFixed(1)} ls_remote_ms=${(median(lsRemote) * 1000).toFixed(1)}`,
+    `poll: requests=${pollRequests} ratio=${(median(polls) / median(lsRemote)).toFixed(3)} gitfleet_ms=${(median(polls) * 1000).toFixed(1)} ls_remote_ms=${(median(lsRemote) * 1000).toFixed(1)} one_get_ms=${(median(adverts) * 1000).toFixed(1)}`,
   );
 
   const fetchStock: number[] = [];
