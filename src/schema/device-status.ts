@@ -3,8 +3,8 @@ import { compareStrings } from './compare-strings.js';
 import type { Labels } from './fleet.js';
 import { makeLabels, sortedLabels } from './labels.js';
 import type { ParseResult } from './parse-fleet.js';
-import { parseYamlDocuments, type SourceFile } from './parse-yaml-documents.js';
-import { validateDocument } from './validate-document.js';
+import type { SourceFile } from './parse-yaml-documents.js';
+import { parseSingleDocument } from './parse-single-document.js';
 
 /** A kstatus condition: `Ready` (converged) or `Stalled` (cannot make progress without a change). */
 export interface Condition {
@@ -72,20 +72,9 @@ export function formatDeviceStatus(status: DeviceStatus): string {
 
 /** Parses a status.yaml, which comes from a device and is untrusted: bounded, schema-checked. */
 export function parseDeviceStatus(file: SourceFile): ParseResult<DeviceStatus> {
-  const { documents, problems } = parseYamlDocuments(file);
-  const [doc, extra] = documents;
-  if (problems.length > 0 || !doc || extra) {
-    const location = { file: file.path, line: 1, col: 1 };
-    const fallback = {
-      severity: 'error' as const,
-      code: 'invalid_manifest' as const,
-      message: 'one document expected',
-      location,
-    };
-    return { ok: false, errors: problems.length > 0 ? problems : [fallback], warnings: [] };
-  }
-  const errors = validateDocument('Status', doc);
-  if (errors.length > 0) return { ok: false, errors, warnings: [] };
+  const parsed = parseSingleDocument(file, 'Status');
+  if (!parsed.ok) return { ok: false, errors: parsed.errors, warnings: [] };
+  const doc = parsed.doc;
   const raw = doc.value as DeviceStatus;
   const labels = (value: Labels | undefined) => makeLabels(Object.entries(value ?? {}));
   return {

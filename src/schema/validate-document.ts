@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import agentSchema from './json/agent.schema.json' with { type: 'json' };
 import deviceSchema from './json/device.schema.json' with { type: 'json' };
 import fleetSchema from './json/fleet.schema.json' with { type: 'json' };
 import installedSchema from './json/installed.schema.json' with { type: 'json' };
@@ -14,7 +15,7 @@ import type { Problem } from './problem.js';
  */
 export const fleetFields: ReadonlySet<string> = new Set(Object.keys(fleetSchema.properties));
 
-export type DocumentKind = 'Fleet' | 'Packet' | 'Spec' | 'Device' | 'Installed' | 'Status';
+export type DocumentKind = 'Fleet' | 'Packet' | 'Spec' | 'Device' | 'Installed' | 'Status' | 'Agent';
 
 // Compiled once per process. coerceTypes turns the source text of numeric and boolean fields
 // (`priority: 10`) into numbers and booleans; everything else stays the string that was written.
@@ -26,6 +27,7 @@ const validators: Record<DocumentKind, ValidateFunction> = {
   Device: ajv.compile(deviceSchema),
   Installed: ajv.compile(installedSchema),
   Status: ajv.compile(statusSchema),
+  Agent: ajv.compile(agentSchema),
 };
 
 function describe(error: ErrorObject): { pointer: string; message: string } {
