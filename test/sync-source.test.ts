@@ -9,6 +9,7 @@ import type { GitRepo } from '../src/git/git-repo.js';
 import { createHttpClient } from '../src/git/http-client.js';
 import { prepareRemote, redactUrl } from '../src/git/remote.js';
 import { acceptRevision, initSourceRepo, syncSource, TIMESTAMP_REF } from '../src/git/sync-source.js';
+import { withThinPackCapability } from '../src/git/thin-pack.js';
 import { commitFiles, git, initFleetRepo, publishBare, pushTo } from './support/git-fixture.js';
 import { startGitServer, unusedUrl, type GitServer } from './support/git-http-server.js';
 
@@ -184,6 +185,27 @@ describe('syncSource', () => {
     });
     expect(again.moved).toBe(false);
     expect(current.requests).toHaveLength(1);
+  });
+});
+
+describe('thin packs', () => {
+  it('adds thin-pack to the first want line and fixes its pkt-line length', () => {
+    const want = `want ${'a'.repeat(40)} multi_ack_detailed side-band-64k ofs-delta\n`;
+    const pkt = (line: string) => `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
+    const request = Buffer.from(`${pkt(want)}${pkt(`have ${'b'.repeat(40)}\n`)}0000`, 'latin1');
+    const patched = withThinPackCapability(request).toString('latin1');
+    expect(patched).toBe(`${pkt(want.replace('\n', ' thin-pack\n'))}${pkt(`have ${'b'.repeat(40)}\n`)}0000`);
+    expect(withThinPackCapability(Buffer.from(patched, 'latin1')).toString('latin1')).toBe(patched);
+    expect(withThinPackCapability(Buffer.from('0000', 'latin1')).toString('latin1')).toBe('0000');
+  });
+
+  it('completes the thin pack of an incremental fetch, so stock git reads the repository', async () => {
+    const start = await syncFrom(stale);
+    await acceptRevision(device, 'main', start.tip);
+    await syncFrom(current);
+    git(device.gitdir, ['fsck', '--strict', '--no-dangling']);
+    expect(git(device.gitdir, ['cat-file', '-p', `${second}:specs/a.yaml`])).toContain('id: a');
+    expect(git(device.gitdir, ['count-objects', '-v'])).toMatch(/^packs: [1-9]/m);
   });
 });
 

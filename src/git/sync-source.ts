@@ -133,7 +133,8 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
       if (tip === accepted && timestampKnown) {
         return { remote: remote.url, tip, timestamp: advertised, moved: false, skipped };
       }
-      if (!known) await fetchCommit({ ...request, http, remote, ref: branch, oid: tip });
+      if (!known)
+        await fetchCommit({ ...request, http, remote, ref: branch, oid: tip, thin: accepted !== undefined });
       // A timestamp that cannot be fetched (not a commit, say) counts as none: verification decides
       // whether one is needed, and says so with stale_revision rather than a retryable sync error.
       const timestamp =
