@@ -1,11 +1,7 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
-import got, { type Agents } from 'got';
-import { HttpProxyAgent } from 'http-proxy-agent';
-import { HttpsProxyAgent } from 'https-proxy-agent';
+import got from 'got';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { getProxyForUrl } from 'proxy-from-env';
+import { ProxyAgents } from './proxy-agents.js';
 
 export interface HttpLimits {
   /** Time to open the TCP connection. */
@@ -39,32 +35,6 @@ export interface HttpClientOptions {
   onExchange?: (exchange: HttpExchange) => void;
 }
 
-/**
- * Agents that honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY for a URL (read at each request), kept per
- * proxy so connections are reused. Plain http goes to the proxy as an absolute-URI request (proxies
- * often allow CONNECT to port 443 only); https tunnels through CONNECT.
- */
-function proxyAgents(): (url: string) => Agents {
-  const direct: Agents = {
-    http: new HttpAgent({ keepAlive: true }),
-    https: new HttpsAgent({ keepAlive: true }),
-  };
-  const byProxy = new Map<string, Agents>();
-  return (url) => {
-    const proxy = getProxyForUrl(url);
-    if (!proxy) return direct;
-    let agents = byProxy.get(proxy);
-    if (!agents) {
-      agents = {
-        http: new HttpProxyAgent(proxy, { keepAlive: true }),
-        https: new HttpsProxyAgent(proxy, { keepAlive: true }),
-      };
-      byProxy.set(proxy, agents);
-    }
-    return agents;
-  };
-}
-
 async function collect(body: GitHttpRequest['body']): Promise<Buffer | undefined> {
   if (!body) return undefined;
   const chunks: Uint8Array[] = [];
@@ -87,7 +57,7 @@ function flatHeaders(headers: Record<string, string | string[] | undefined>): Re
  */
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const limits = { ...defaultHttpLimits, ...options.limits };
-  const agentsFor = proxyAgents();
+  const agents = new ProxyAgents();
   return {
     async request(request: GitHttpRequest): Promise<GitHttpResponse> {
       const method = request.method ?? 'GET';
@@ -96,7 +66,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
         method: method as 'GET' | 'POST',
         headers: request.headers ?? {},
         ...(body ? { body } : {}),
-        agent: agentsFor(request.url),
+        agent: agents.for(request.url),
         timeout: { connect: limits.connectMs, response: limits.firstByteMs, request: limits.totalMs },
         retry: { limit: 0 },
         throwHttpErrors: false,
