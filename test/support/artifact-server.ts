@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join, normalize, sep } from 'node:path';
+import { listenOnLoopback, stopListening } from './loopback-listener.js';
 
 /**
  * A real HTTP server for artifact downloads in tests: serves the files below a root directory on
@@ -115,22 +115,12 @@ class FileServer implements ArtifactServer {
     await this.stopListening();
   }
 
-  listen(port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        this.port = (this.server.address() as AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(port: number): Promise<void> {
+    this.port = await listenOnLoopback(this.server, port);
   }
 
   private async stopListening(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    await stopListening(this.server);
   }
 
   /** The mode for this response; counts down `times`. */

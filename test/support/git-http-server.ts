@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { listenOnLoopback, stopListening } from './loopback-listener.js';
 
 /**
  * A real git smart-HTTP server for integration tests: stock `git http-backend` run as CGI behind a node
@@ -112,24 +113,12 @@ class HttpBackendServer implements GitServer {
     await this.stopListening();
   }
 
-  listen(port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', reject);
-        this.port = (this.server.address() as AddressInfo).port;
-        resolve();
-      });
-    });
+  async listen(port: number): Promise<void> {
+    this.port = await listenOnLoopback(this.server, port);
   }
 
   private async stopListening(): Promise<void> {
-    if (this.server.listening) {
-      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-      // close() alone waits for keep-alive and hung connections; destroy them so it resolves now.
-      this.server.closeAllConnections();
-      await closed;
-    }
+    await stopListening(this.server);
     for (const child of this.children.keys()) child.kill('SIGKILL');
     await Promise.all(this.children.values());
   }
