@@ -2,8 +2,8 @@ import { compareStrings } from '../schema/compare-strings.js';
 import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.js';
 import { labelsKey } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
-import { isGlob, matchLabelValue } from './match-label-value.js';
-import type { SharedDesired } from './resolve-desired-state.js';
+import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js';
+import type { Closure, DesiredPacket, Joined, SharedDesired } from './resolve-desired-state.js';
 import { pickTop, rankCandidates, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for one class of devices, and the pick of rule 4 among them. */
@@ -31,53 +31,114 @@ export interface CompiledApp {
 
 /** One app of one spec: what the join (rule 3) works with. */
 export interface Request {
+  /** Position in `FleetIndex.requests` (specs in id order, then their apps in order). */
+  readonly id: number;
   readonly spec: CompiledSpec;
   readonly app: CompiledApp;
-  /** `[this]`, made once: most apps are asked for by one spec. */
-  readonly alone: readonly Request[];
   /** The desired packet this request alone makes (shared by every device it applies to), by packet. */
   readonly shared: Map<Packet, SharedDesired>;
 }
 
 export interface CompiledSpec {
   readonly spec: Spec;
-  /** Position in id order, so applying specs sort by a number. */
+  /** Position in id order: the spec's bit in target bitsets, and how applying specs sort. */
   readonly order: number;
-  /** The target's keys and value tests that the index does not already guarantee. */
-  readonly keys: readonly string[];
-  readonly tests: readonly ((value: string) => boolean)[];
   readonly requests: readonly Request[];
 }
 
+/** `DeviceClass.flags` of a request: resolved, and what the join needs to know without reading more. */
+export const RESOLVED = 1;
+export const FAILED = 2;
+export const WARNS = 4;
+export const REQUIRES = 8;
+
 /**
- * A fleet indexed once for resolving many devices: specs by an exact target value, packets by name,
- * compiled apps with memoised picks. Results are identical to scanning every spec and packet for every
- * device (bench/reference-resolve.ts is that scan); only faster. Not safe to share across threads.
+ * Devices whose labels agree on every key a packet has (a value no packet uses counts as absent) select
+ * the same packets for every app: they form one class, and resolve each request once between them. The
+ * join reads a request's flags and desired packet side by side in flat tables, by request id.
+ */
+export interface DeviceClass {
+  /** Its key in `FleetIndex.classes`. */
+  readonly key: number | string;
+  /** The device's label values as value ids per packet key (see `encodeDevice`). */
+  readonly codes: Int32Array;
+  /** Per request: 0 until resolved, then RESOLVED and FAILED | WARNS | REQUIRES as they apply. */
+  readonly flags: Uint8Array;
+  readonly selections: (Selection | undefined)[];
+  /** When it selects a packet: the desired packet the request alone makes, and its fallback warning. */
+  readonly desired: (DesiredPacket | undefined)[];
+  readonly warnings: (string | undefined)[];
+  /** Requests of equal priority that agree, by their ids (see `joinAgreeing`). */
+  readonly joined: Map<number | string, Joined>;
+}
+
+/** Per-call working memory of the join, kept in the index so that a device allocates nothing for it. */
+export interface Scratch {
+  /** Orders of the specs that apply to the device (see `matchSpecOrders`). */
+  readonly applying: Int32Array;
+  /** Target bitset of the device. */
+  readonly targeted: Uint32Array;
+  /** Per name: the first request of the top priority (-1: none yet), and how many ask at that priority. */
+  readonly top: Int32Array;
+  readonly count: Int32Array;
+  /** Names asked for by the device, as a bitset over name ids (cleared while read). */
+  readonly asked: Int32Array;
+  /** The device's label values as value ids per packet key. */
+  readonly codes: Int32Array;
+  /** Fallback warnings of the device so far. */
+  readonly warnings: string[];
+  /** Positions in `desired` of explicit packets that require something. */
+  readonly requiring: Int32Array;
+  /** Requests of one name at one priority (see `requestsOf`). */
+  readonly list: Int32Array;
+  /** The device's explicit choices so far: desired packets, and the ids of their names. */
+  readonly desired: DesiredPacket[];
+  readonly chosen: Int32Array;
+}
+
+/**
+ * A fleet indexed once for resolving many devices: specs by target bitsets, packets by name, compiled
+ * apps with memoised picks, device classes with memoised selections. Results are identical to scanning
+ * every spec and packet for every device (bench/reference-resolve.ts is that scan); only faster. Not
+ * safe to share across threads.
  */
 export interface FleetIndex {
   readonly fleet: Fleet;
   /** Every packet or app name, sorted; a name's id is its position. */
   readonly names: readonly string[];
+  readonly nameIds: ReadonlyMap<string, number>;
   readonly packetsByName: ReadonlyMap<string, readonly Packet[]>;
   /** Label keys any packet has, and per key the values packets use (value id = position + 1). */
   readonly packetKeys: readonly string[];
   readonly packetValues: readonly ReadonlyMap<string, number>[];
-  readonly universal: readonly CompiledSpec[];
-  /** Specs by the exact part of their target: per set of keys, the specs under their values joined by NUL. */
-  readonly byExact: readonly {
-    keys: readonly string[];
-    specs: ReadonlyMap<string, readonly CompiledSpec[]>;
-  }[];
-  readonly byGlob: ReadonlyMap<string, readonly { spec: CompiledSpec; test: (value: string) => boolean }[]>;
-  /** Per glob-anchor key and device value: the glob-anchored specs whose anchor matches. */
-  readonly globHits: Map<string, Map<string, readonly CompiledSpec[]>>;
+  /** Specs in id order. */
+  readonly specs: readonly CompiledSpec[];
+  /** Their rollout percents (Infinity: no rollout, which is every device). */
+  readonly rollouts: Float64Array;
+  readonly targets: TargetIndex;
+  /** Every request, by id; a spec's requests are ids `specFirst[order]` to `specFirst[order + 1]`. */
+  readonly requests: readonly Request[];
+  readonly specFirst: Int32Array;
+  /** Per request id: its app's name id and its spec's priority, side by side for the join. */
+  readonly requestNames: Int32Array;
+  readonly requestPriorities: Float64Array;
+  /** Device classes by `classKeyOf`. */
+  readonly classes: Map<number | string, DeviceClass>;
+  /** Request slots the classes may still allocate before the class memo is emptied. */
+  classBudget: number;
   /** A packet's position in `fleet.packets`. */
   readonly packetIds: ReadonlyMap<Packet, number>;
-  /** The compiled `requires` of each packet. */
+  /** The compiled `requires` of each packet that requires something. */
   readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
-  /** One slot per name for the join of one device; empty between calls. */
-  readonly scratch: (Request | Request[] | undefined)[];
+  /** Per packet that requires something: the names its requires can reach (null: too many), made on demand. */
+  readonly reach: Map<Packet, Int32Array | null>;
+  /** Requires closures by `closureKey`. */
+  readonly closures: Map<string, Closure>;
+  readonly scratch: Scratch;
 }
+
+/** Request slots (classes × requests) an index memoises at most: about 25 bytes each. */
+const CLASS_BUDGET = 1 << 20;
 
 /** Label combinations an app may be memoised over (packets of one name with many varied keys exceed it). */
 const MAX_COMBINATIONS = 1 << 16;
@@ -113,89 +174,107 @@ export function indexFleet(fleet: Fleet): FleetIndex {
   const names = [...allNames].sort(compareStrings);
   const nameIds = new Map(names.map((n, i) => [n, i]));
 
-  // Identical apps (same name, pins and range) in different specs share their memoised picks.
-  const pickCaches = new Map<string, (Pick | undefined)[]>();
-  const compileApp = (app: App): CompiledApp => {
-    const appKey = `${app.name}\u0000${app.version ?? ''}\u0000${labelsKey(app.labels)}`;
-    // A key the app pins cannot change the pick, nor can `version` under a range (rule 4).
-    const keys = [...(keysByName.get(app.name) ?? [])]
-      .filter((k) => !Object.hasOwn(app.labels, k) && !(app.version !== undefined && k === 'version'))
-      .map((k) => keyIndex.get(k) ?? 0)
-      .sort((a, b) => a - b);
-    const packets = packetsByName.get(app.name) ?? [];
-    let stride = 1;
-    const strides: number[] = [];
-    const classes = keys.map((k) => {
+  // Per name and packet key: global value id → class among the name's packets, and how many classes.
+  const tables = new Map<string, { table: Int32Array; used: number }>();
+  const valueClasses = (name: string, k: number) => {
+    const tableKey = `${name}\u0000${k}`;
+    let found = tables.get(tableKey);
+    if (!found) {
       const key = packetKeys[k] ?? '';
       const global = packetValues[k] ?? new Map<string, number>();
+      const packets = packetsByName.get(name) ?? [];
       const used = [
         ...new Set(packets.flatMap((p) => (Object.hasOwn(p.labels, key) ? [p.labels[key] ?? ''] : []))),
       ];
       const table = new Int32Array(global.size + 1);
       used.forEach((value, i) => (table[global.get(value) ?? 0] = i + 1));
+      tables.set(tableKey, (found = { table, used: used.length }));
+    }
+    return found;
+  };
+
+  // Identical apps (same name, pins and range) in different specs compile once and share their picks.
+  const compiledApps = new Map<string, CompiledApp>();
+  const compileApp = (app: App): CompiledApp => {
+    const appKey = `${app.name}\u0000${app.version ?? ''}\u0000${labelsKey(app.labels)}`;
+    let compiled = compiledApps.get(appKey);
+    if (!compiled) compiledApps.set(appKey, (compiled = compileNew(app)));
+    return compiled;
+  };
+  const compileNew = (app: App): CompiledApp => {
+    // A key the app pins cannot change the pick, nor can `version` under a range (rule 4).
+    const keys = [...(keysByName.get(app.name) ?? [])]
+      .filter((k) => !Object.hasOwn(app.labels, k) && !(app.version !== undefined && k === 'version'))
+      .map((k) => keyIndex.get(k) ?? 0)
+      .sort((a, b) => a - b);
+    let stride = 1;
+    const strides: number[] = [];
+    const classes = keys.map((k) => {
+      const { table, used } = valueClasses(app.name, k);
       strides.push(stride);
-      stride *= used.length + 1;
+      stride *= used + 1;
       return table;
     });
-    let picks = pickCaches.get(appKey);
-    if (!picks && stride <= MAX_COMBINATIONS)
-      pickCaches.set(appKey, (picks = new Array<Pick | undefined>(stride)));
+    const picks = stride <= MAX_COMBINATIONS ? new Array<Pick | undefined>(stride) : undefined;
     return { app, nameId: nameIds.get(app.name) ?? 0, keys, strides, classes, picks };
   };
 
-  const universal: CompiledSpec[] = [];
-  const byExact = new Map<string, { keys: string[]; specs: Map<string, CompiledSpec[]> }>();
-  const byGlob = new Map<string, { spec: CompiledSpec; test: (value: string) => boolean }[]>();
   const specs = [...fleet.specs].sort((a, b) => compareStrings(a.id, b.id));
-  specs.forEach((spec, order) => {
-    const entries = Object.keys(spec.target)
-      .sort(compareStrings)
-      .map((key) => [key, spec.target[key] ?? ''] as const);
-    const requests: Request[] = [];
-    // Index a spec under the exact values of its target (a device finds it with one lookup per key set);
-    // a spec whose target is all globs is indexed under its first glob key.
-    const exact = entries.filter(([, v]) => !isGlob(v));
-    const globs = entries.filter(([, v]) => isGlob(v));
-    const anchor = exact.length === 0 ? globs[0] : undefined;
-    const rest = globs.filter((e) => e !== anchor);
-    const compiled: CompiledSpec = {
-      spec,
-      order,
-      keys: rest.map(([k]) => k),
-      tests: rest.map(([, v]) => matchLabelValue(v)),
-      requests,
-    };
+  const requests: Request[] = [];
+  const specFirst = new Int32Array(specs.length + 1);
+  const compiledSpecs = specs.map((spec, order): CompiledSpec => {
+    specFirst[order] = requests.length;
+    const own: Request[] = [];
+    const compiled: CompiledSpec = { spec, order, requests: own };
     for (const app of spec.apps) {
-      const alone: Request[] = [];
-      const request: Request = { spec: compiled, app: compileApp(app), alone, shared: new Map() };
-      alone.push(request);
+      const request: Request = {
+        id: requests.length,
+        spec: compiled,
+        app: compileApp(app),
+        shared: new Map(),
+      };
+      own.push(request);
       requests.push(request);
     }
-    if (exact.length > 0) {
-      const keySet = exact.map(([k]) => k).join('\u0000');
-      let group = byExact.get(keySet);
-      if (!group)
-        byExact.set(
-          keySet,
-          (group = { keys: exact.map(([k]) => k), specs: new Map<string, CompiledSpec[]>() }),
-        );
-      push(group.specs, exact.map(([, v]) => v).join('\u0000'), compiled);
-    } else if (anchor) push(byGlob, anchor[0], { spec: compiled, test: matchLabelValue(anchor[1]) });
-    else universal.push(compiled);
+    return compiled;
   });
+  specFirst[specs.length] = requests.length;
+  const targets = indexTargets(specs);
   return {
     fleet,
     names,
+    nameIds,
     packetsByName,
     packetKeys,
     packetValues,
-    universal,
-    byExact: [...byExact.values()],
-    byGlob,
-    globHits: new Map(),
+    specs: compiledSpecs,
+    rollouts: Float64Array.from(specs, (spec) => spec.rollout?.percent ?? Infinity),
+    targets,
+    requests,
+    specFirst,
+    requestNames: Int32Array.from(requests, (r) => r.app.nameId),
+    requestPriorities: Float64Array.from(requests, (r) => r.spec.spec.priority),
+    classes: new Map(),
+    classBudget: CLASS_BUDGET,
     packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
-    requires: new Map(fleet.packets.map((p) => [p, p.requires.map(compileApp)])),
-    scratch: new Array<Request | Request[] | undefined>(names.length).fill(undefined),
+    requires: new Map(
+      fleet.packets.filter((p) => p.requires.length > 0).map((p) => [p, p.requires.map(compileApp)]),
+    ),
+    reach: new Map(),
+    closures: new Map(),
+    scratch: {
+      applying: new Int32Array(specs.length),
+      targeted: new Uint32Array(targets.words),
+      top: new Int32Array(names.length).fill(-1),
+      count: new Int32Array(names.length),
+      asked: new Int32Array(Math.ceil(names.length / 32)),
+      desired: [],
+      codes: new Int32Array(packetKeys.length),
+      list: new Int32Array(requests.length),
+      requiring: new Int32Array(names.length),
+      warnings: [],
+      chosen: new Int32Array(names.length),
+    },
   };
 }
 
@@ -206,60 +285,105 @@ export function applyingSpecs(index: FleetIndex, device: Device): Spec[] {
 
 /** `applyingSpecs`, compiled. */
 export function matchSpecs(index: FleetIndex, device: Device): CompiledSpec[] {
-  const labels = device.labels;
-  const applying: CompiledSpec[] = [];
-  // A candidate found through the index still needs its other target values and its rollout bucket.
-  const consider = (candidates: readonly CompiledSpec[]) => {
-    next: for (const compiled of candidates) {
-      const { keys, tests, spec } = compiled;
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i] as string;
-        const value = labels[key];
-        if (
-          value === undefined ||
-          !Object.hasOwn(labels, key) ||
-          !(tests[i] as (v: string) => boolean)(value)
-        ) {
-          continue next;
-        }
-      }
-      if (spec.rollout === undefined || inRollout(spec.id, device.id, spec.rollout.percent))
-        applying.push(compiled);
+  const applying = index.scratch.applying;
+  const count = matchSpecOrders(index, device);
+  const specs: CompiledSpec[] = [];
+  for (let i = 0; i < count; i++) specs.push(index.specs[applying[i] as number] as CompiledSpec);
+  return specs;
+}
+
+/**
+ * Rules 1 and 2 into `out` from `offset` (default: `index.scratch.applying`; room for every spec is
+ * needed): the orders of the applying specs, ascending; returns their count. Only specs whose target
+ * matched pay for a rollout bucket.
+ */
+export function matchSpecOrders(
+  index: FleetIndex,
+  device: Device,
+  out: Int32Array = index.scratch.applying,
+  offset = 0,
+): number {
+  const { targeted } = index.scratch;
+  const { rollouts } = index;
+  matchTargets(index.targets, device.labels, targeted);
+  let count = offset;
+  for (let w = 0; w < targeted.length; w++) {
+    let bits = targeted[w] as number;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      const order = (w << 5) + 31 - Math.clz32(low);
+      const percent = rollouts[order] as number;
+      if (percent >= 100 || inRollout((index.specs[order] as CompiledSpec).spec.id, device.id, percent))
+        out[count++] = order;
     }
-  };
-  consider(index.universal);
-  group: for (const { keys, specs } of index.byExact) {
-    let values = '';
-    for (let i = 0; i < keys.length; i++) {
-      const value = labels[keys[i] as string];
-      if (value === undefined || !Object.hasOwn(labels, keys[i] as string)) continue group;
-      values = i === 0 ? value : `${values}\u0000${value}`;
+  }
+  return count - offset;
+}
+
+/** The class of devices with these labels (see `DeviceClass`), made on first sight. */
+export function classOf(index: FleetIndex, labels: Labels): DeviceClass {
+  const key = classKeyOf(index, labels);
+  const codes = index.scratch.codes;
+  let found = index.classes.get(key);
+  if (!found) {
+    const slots = index.requests.length;
+    if (index.classBudget < slots && index.classes.size > 0) {
+      // Too many classes to keep: start over rather than grow without bound.
+      index.classes.clear();
+      index.classBudget = CLASS_BUDGET;
     }
-    const exact = specs.get(values);
-    if (exact) consider(exact);
+    index.classBudget -= slots;
+    found = {
+      key,
+      codes: codes.slice(),
+      flags: new Uint8Array(slots),
+      selections: new Array<Selection | undefined>(slots),
+      warnings: new Array<string | undefined>(slots),
+      desired: new Array<DesiredPacket | undefined>(slots),
+      joined: new Map(),
+    };
+    index.classes.set(key, found);
   }
-  for (const [key, globbed] of index.byGlob) {
-    const value = labels[key];
-    if (value === undefined || !Object.hasOwn(labels, key)) continue;
-    let byValue = index.globHits.get(key);
-    if (!byValue) index.globHits.set(key, (byValue = new Map<string, readonly CompiledSpec[]>()));
-    let hits = byValue.get(value);
-    if (!hits) byValue.set(value, (hits = globbed.filter((g) => g.test(value)).map((g) => g.spec)));
-    consider(hits);
+  return found;
+}
+
+/**
+ * The key of the class of devices with these labels: equal keys, equal classes. Leaves the labels' codes
+ * in `index.scratch.codes`.
+ */
+export function classKeyOf(index: FleetIndex, labels: Labels): number | string {
+  const codes = index.scratch.codes;
+  encodeInto(index, labels, codes);
+  return classKey(index, codes);
+}
+
+/** A number (mixed radix over the value ids) when the combinations fit in one, else a string. */
+function classKey(index: FleetIndex, codes: Int32Array): number | string {
+  let key = 0;
+  let radix = 1;
+  for (let i = 0; i < codes.length; i++) {
+    key += (codes[i] as number) * radix;
+    radix *= (index.packetValues[i]?.size ?? 0) + 1;
+    if (radix > Number.MAX_SAFE_INTEGER) return codes.join(',');
   }
-  return applying.sort((a, b) => a.order - b.order);
+  return key;
 }
 
 /** The device's label values as value ids per packet key (0: absent, or a value no packet uses). */
 export function encodeDevice(index: FleetIndex, labels: Labels): Int32Array {
-  const { packetKeys, packetValues } = index;
-  const codes = new Int32Array(packetKeys.length);
-  for (let i = 0; i < packetKeys.length; i++) {
-    const value = labels[packetKeys[i] as string];
-    if (value !== undefined && Object.hasOwn(labels, packetKeys[i] as string))
-      codes[i] = packetValues[i]?.get(value) ?? 0;
-  }
+  const codes = new Int32Array(index.packetKeys.length);
+  encodeInto(index, labels, codes);
   return codes;
+}
+
+function encodeInto(index: FleetIndex, labels: Labels, codes: Int32Array): void {
+  const { packetKeys, packetValues } = index;
+  for (let i = 0; i < packetKeys.length; i++) {
+    const key = packetKeys[i] as string;
+    const value = Object.hasOwn(labels, key) ? labels[key] : undefined;
+    codes[i] = value === undefined ? 0 : (packetValues[i]?.get(value) ?? 0);
+  }
 }
 
 /** Rule 4 for a compiled app on a device, memoised on the label values that can change it. */

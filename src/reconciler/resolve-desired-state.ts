@@ -3,15 +3,19 @@ import type { Device, Packet } from '../schema/fleet.js';
 import type { ErrorCode } from '../schema/gitfleet-error.js';
 import { formatLabels } from '../schema/labels.js';
 import {
-  matchSpecs,
-  encodeDevice,
+  classOf,
+  matchSpecOrders,
   pickFor,
   type CompiledApp,
-  type CompiledSpec,
+  type DeviceClass,
   type FleetIndex,
   type Request,
+  FAILED,
+  REQUIRES,
+  RESOLVED,
+  WARNS,
 } from './index-fleet.js';
-import { compareRank, pickTop } from './select-packet.js';
+import { compareRank, pickTop, type Selection } from './select-packet.js';
 
 /**
  * One packet of a device's desired state, with why it is there. Shared between devices that have it for
@@ -41,20 +45,55 @@ export type DesiredState =
 /** Rounds of the requires closure before it fails loudly. */
 const MAX_REQUIRE_ROUNDS = 256;
 
+/** Closures memoised per index, and names reachable through requires beyond which none is. */
+const MAX_CLOSURES = 1 << 16;
+const MAX_REACH = 256;
+
 const none: readonly string[] = Object.freeze([]);
 
 interface Choice {
   nameId: number;
   packet: Packet;
-  requests: readonly Request[];
+}
+
+/**
+ * A stable sort in place, as `Array.prototype.sort` is; an insertion sort for the few items a device has,
+ * which spares the temporary copies the built-in makes.
+ */
+function sortSmall<T>(list: T[], compare: (a: T, b: T) => number): T[] {
+  if (list.length > 16) return list.sort(compare);
+  for (let i = 1; i < list.length; i++) {
+    const item = list[i] as T;
+    let j = i - 1;
+    for (; j >= 0 && compare(list[j] as T, item) > 0; j--) list[j + 1] = list[j] as T;
+    list[j + 1] = item;
+  }
+  return list;
 }
 
 function byApp(a: ResolveError, b: ResolveError): number {
   return compareStrings(a.app ?? '', b.app ?? '');
 }
 
+const descriptions = new WeakMap<Packet, string>();
+
 function describe(packet: Packet): string {
-  return `${packet.name} ${formatLabels(packet.labels)}`;
+  let description = descriptions.get(packet);
+  if (description === undefined) {
+    description = `${packet.name} ${formatLabels(packet.labels)}`;
+    descriptions.set(packet, description);
+  }
+  return description;
+}
+
+/** The ids of the specs of requests in spec order (so sorted), each once. */
+function specIds(list: readonly Request[]): string[] {
+  const ids: string[] = [];
+  for (const request of list) {
+    const id = request.spec.spec.id;
+    if (ids[ids.length - 1] !== id) ids.push(id);
+  }
+  return ids;
 }
 
 function dependsOn(packet: Packet): readonly string[] {
@@ -68,7 +107,13 @@ function fallbackWarning({ spec, app }: Request, packet: Packet): string | undef
   return `spec ${spec.spec.id} pins ${missing.sort().join(', ')} for ${packet.name}, but the chosen packet ${describe(packet)} has no such label (generic fallback)`;
 }
 
-/** The common case, one spec asking for a packet nothing requires, is built once per request and shared. */
+/** Requests of equal priority that agree (rule 3), joined once per class (see `joinAgreeing`). */
+export interface Joined {
+  readonly desired: DesiredPacket;
+  readonly warnings: readonly string[];
+}
+
+/** The common case, one spec asking for a packet, is built once per request and packet, and shared. */
 export interface SharedDesired {
   desired: DesiredPacket;
   warning: string | undefined;
@@ -83,75 +128,124 @@ function sharedDesired(request: Request, packet: Packet): SharedDesired {
   return entry;
 }
 
-/** Rule 3: join the apps of all applying specs; the highest priority wins, equal ones must agree. */
-function joinApps(
+/** Rule 4 for one request on one class of devices, memoised in the class (see `DeviceClass`). */
+function selectFor(index: FleetIndex, deviceClass: DeviceClass, id: number, device: Device): Selection {
+  const known = deviceClass.selections[id];
+  if (known) return known;
+  const request = index.requests[id] as Request;
+  const { selection } = pickFor(index, request.app, deviceClass.codes, device.labels);
+  deviceClass.selections[id] = selection;
+  let flags = RESOLVED;
+  if (!selection.ok) flags |= FAILED;
+  else {
+    const { desired, warning } = sharedDesired(request, selection.packet);
+    if (selection.packet.requires.length > 0) flags |= REQUIRES;
+    if (warning !== undefined) flags |= WARNS;
+    deviceClass.desired[id] = desired;
+    deviceClass.warnings[id] = warning;
+  }
+  deviceClass.flags[id] = flags;
+  return selection;
+}
+
+/** Into `index.scratch.list`: the requests of one name at one priority among the applying specs, in spec order. */
+function requestsOf(
   index: FleetIndex,
-  specs: readonly CompiledSpec[],
+  applying: Int32Array,
+  from: number,
+  to: number,
+  nameId: number,
+  priority: number,
+): number {
+  const { specFirst, requestNames, requestPriorities } = index;
+  const list = index.scratch.list;
+  let count = 0;
+  for (let i = from; i < to; i++) {
+    const order = applying[i] as number;
+    for (let id = specFirst[order] as number; id < (specFirst[order + 1] as number); id++) {
+      if (requestNames[id] === nameId && requestPriorities[id] === priority) list[count++] = id;
+    }
+  }
+  return count;
+}
+
+/**
+ * Rule 3 for the requests in `index.scratch.list` when they all select one packet: the desired packet
+ * they make together and their warnings, shared by the devices of the class that ask the same way.
+ * Undefined when they fail or disagree: then `joinRequests` says why.
+ */
+function joinAgreeing(
+  index: FleetIndex,
+  deviceClass: DeviceClass,
+  count: number,
   device: Device,
-  codes: Int32Array,
+): Joined | undefined {
+  const list = index.scratch.list;
+  let packet: Packet | undefined;
+  // The ids in mixed radix while that is exact, else as text.
+  const radix = index.requests.length + 1;
+  let key: number | string = 0;
+  for (let i = 0; i < count; i++) {
+    const id = list[i] as number;
+    const selection = selectFor(index, deviceClass, id, device);
+    if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return undefined;
+    packet = selection.packet;
+    if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
+      key = key * radix + id + 1;
+    else key = `${key},${id}`;
+  }
+  let joined = deviceClass.joined.get(key);
+  if (!joined && packet) {
+    const requests = Array.from(list.subarray(0, count), (id) => index.requests[id] as Request);
+    const warnings: string[] = [];
+    for (const request of requests) {
+      const warning = fallbackWarning(request, packet);
+      if (warning) warnings.push(warning);
+    }
+    const desired = { packet, specs: specIds(requests), requiredBy: none, dependsOn: dependsOn(packet) };
+    deviceClass.joined.set(key, (joined = { desired, warnings }));
+  }
+  return joined;
+}
+
+/** Several requests at the top priority for one name: they must agree on a packet (rule 3). */
+function joinRequests(
+  index: FleetIndex,
+  deviceClass: DeviceClass,
+  list: readonly Request[],
+  device: Device,
   errors: ResolveError[],
-): Choice[] {
-  // Most names are asked for once: keep a lone request as is, and make a list only for a second one.
-  // The slots live in the index (one per name) and are cleared before returning.
-  const slots = index.scratch;
-  const touched: number[] = [];
-  for (const spec of specs) {
-    for (const request of spec.requests) {
-      const id = request.app.nameId;
-      const current = slots[id];
-      if (current === undefined) {
-        slots[id] = request;
-        touched.push(id);
-        continue;
+): Packet | undefined {
+  const pick = (request: Request) => selectFor(index, deviceClass, request.id, device);
+  let packet: Packet | undefined;
+  for (const request of list) {
+    const selection = pick(request);
+    const name = request.app.app.name;
+    if (!selection.ok) {
+      errors.push({
+        code: selection.code,
+        message: `${selection.message} (spec ${request.spec.spec.id})`,
+        app: name,
+      });
+    } else if (packet === undefined || packet === selection.packet) {
+      packet = selection.packet;
+      continue;
+    } else {
+      const askedBy = new Map<Packet, Set<string>>();
+      for (const r of list) {
+        const s = pick(r);
+        if (s.ok) askedBy.set(s.packet, (askedBy.get(s.packet) ?? new Set()).add(r.spec.spec.id));
       }
-      const top = (Array.isArray(current) ? (current[0] as Request) : current).spec.spec.priority;
-      const priority = spec.spec.priority;
-      if (priority > top) slots[id] = request;
-      else if (priority === top) {
-        if (Array.isArray(current)) current.push(request);
-        else slots[id] = [current, request];
-      }
+      const options = [...askedBy].map(([p, specs]) => `${describe(p)} (spec ${[...specs].join(', ')})`);
+      errors.push({
+        code: 'conflicting_app',
+        message: `specs of equal priority ask for different packets of ${name}: ${options.join(' vs ')}`,
+        app: name,
+      });
     }
+    return undefined;
   }
-  const pick = (request: Request) => pickFor(index, request.app, codes, device.labels).selection;
-  const chosen: Choice[] = [];
-  for (const nameId of Int32Array.from(touched).sort()) {
-    const top = slots[nameId] as Request | Request[];
-    slots[nameId] = undefined;
-    const list = Array.isArray(top) ? top : top.alone;
-    let packet: Packet | undefined;
-    for (const request of list) {
-      const selection = pick(request);
-      const name = request.app.app.name;
-      if (!selection.ok) {
-        errors.push({
-          code: selection.code,
-          message: `${selection.message} (spec ${request.spec.spec.id})`,
-          app: name,
-        });
-      } else if (packet === undefined || packet === selection.packet) {
-        packet = selection.packet;
-        continue;
-      } else {
-        const askedBy = new Map<Packet, Set<string>>();
-        for (const r of list) {
-          const s = pick(r);
-          if (s.ok) askedBy.set(s.packet, (askedBy.get(s.packet) ?? new Set()).add(r.spec.spec.id));
-        }
-        const options = [...askedBy].map(([p, specs]) => `${describe(p)} (spec ${[...specs].join(', ')})`);
-        errors.push({
-          code: 'conflicting_app',
-          message: `specs of equal priority ask for different packets of ${name}: ${options.join(' vs ')}`,
-          app: name,
-        });
-      }
-      packet = undefined;
-      break;
-    }
-    // Requests that agree collapse into one choice (rule 3).
-    if (packet) chosen.push({ nameId, packet, requests: list });
-  }
-  return chosen;
+  return packet;
 }
 
 /**
@@ -284,30 +378,46 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
 }
 
 /**
- * Adds what the chosen packets require to `packets` (the explicit ones, in name order), and fills in
- * `requiredBy`. The slower, rarer path: most packets require nothing.
+ * Rule 5 for one device, as data: the packets added, the explicit packets that get a `requiredBy`, or the
+ * errors. It depends only on the device's class, the explicit packets that require something and the
+ * explicit choices of the names those can reach, so devices that agree on these share one.
  */
-function withRequires(
+export interface Closure {
+  readonly errors: readonly ResolveError[];
+  /** Derived packets, with their `requiredBy`, sorted by name. */
+  readonly added: readonly DesiredPacket[];
+  readonly requiredBy: ReadonlyMap<string, readonly string[]>;
+  /** Explicit desired packets with `requiredBy` filled in, made once per closure. */
+  readonly withBy: Map<DesiredPacket, DesiredPacket>;
+}
+
+function closeExplicit(
   index: FleetIndex,
   explicit: Map<number, Choice>,
-  packets: readonly DesiredPacket[],
   device: Device,
   codes: Int32Array,
-  errors: ResolveError[],
-): DesiredPacket[] {
+): Closure {
+  const errors: ResolveError[] = [];
   const derived = closeRequires(index, explicit, device, codes, errors);
-  if (errors.length > 0) return [];
+  const failed = (found: ResolveError[]): Closure => ({
+    errors: found,
+    added: [],
+    requiredBy: new Map(),
+    withBy: new Map(),
+  });
+  if (errors.length > 0) return failed(errors);
   const chosen = new Map<string, Packet>();
   for (const { packet } of explicit.values()) chosen.set(packet.name, packet);
   for (const packet of derived.values()) chosen.set(packet.name, packet);
   const cycle = findCycle(chosen);
   if (cycle) {
-    errors.push({
-      code: 'dependency_cycle',
-      message: `requires form a cycle: ${cycle.join(' → ')}`,
-      app: cycle[0],
-    });
-    return [];
+    return failed([
+      {
+        code: 'dependency_cycle',
+        message: `requires form a cycle: ${cycle.join(' → ')}`,
+        app: cycle[0],
+      },
+    ]);
   }
   const requiredBy = new Map<string, string[]>();
   for (const [name, packet] of [...chosen]
@@ -315,18 +425,107 @@ function withRequires(
     .sort((a, b) => compareStrings(a[0], b[0]))) {
     for (const dep of dependsOn(packet)) requiredBy.set(dep, [...(requiredBy.get(dep) ?? []), name]);
   }
-  const added = [...derived.values()].map((packet) => ({
-    packet,
-    specs: none,
-    requiredBy: none,
-    dependsOn: dependsOn(packet),
-  }));
-  return [...packets, ...added]
-    .sort((a, b) => compareStrings(a.packet.name, b.packet.name))
-    .map((d) => {
-      const by = requiredBy.get(d.packet.name);
-      return by ? { ...d, requiredBy: by } : d;
-    });
+  const added = [...derived.values()]
+    .sort((a, b) => compareStrings(a.name, b.name))
+    .map((packet) => ({
+      packet,
+      specs: none,
+      requiredBy: requiredBy.get(packet.name) ?? none,
+      dependsOn: dependsOn(packet),
+    }));
+  return { errors, added, requiredBy, withBy: new Map() };
+}
+
+/** The explicit packets merged with what the closure adds, in name order, with `requiredBy` filled in. */
+function applyClosure(closure: Closure, packets: readonly DesiredPacket[]): DesiredPacket[] {
+  const { added, requiredBy, withBy } = closure;
+  const out = new Array<DesiredPacket>(packets.length + added.length);
+  let j = 0;
+  let k = 0;
+  for (const desired of packets) {
+    const name = desired.packet.name;
+    while (j < added.length && compareStrings((added[j] as DesiredPacket).packet.name, name) < 0)
+      out[k++] = added[j++] as DesiredPacket;
+    const by = requiredBy.size === 0 ? undefined : requiredBy.get(name);
+    let filled = desired;
+    if (by) {
+      const known = withBy.get(desired);
+      if (known) filled = known;
+      else withBy.set(desired, (filled = { ...desired, requiredBy: by }));
+    }
+    out[k++] = filled;
+  }
+  while (j < added.length) out[k++] = added[j++] as DesiredPacket;
+  return out;
+}
+
+/** Names the closure can reach from a packet (through any packet of each name), sorted; null past the cap. */
+function reachOf(index: FleetIndex, packet: Packet): Int32Array | null {
+  let reach = index.reach.get(packet);
+  if (reach !== undefined) return reach;
+  const seen = new Set<string>();
+  const queue = packet.requires.map((r) => r.name);
+  for (let i = 0; i < queue.length && seen.size <= MAX_REACH; i++) {
+    const name = queue[i] as string;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    for (const p of index.packetsByName.get(name) ?? []) for (const r of p.requires) queue.push(r.name);
+  }
+  reach =
+    seen.size > MAX_REACH ? null : Int32Array.from(seen, (name) => index.nameIds.get(name) ?? -1).sort();
+  index.reach.set(packet, reach);
+  return reach;
+}
+
+/**
+ * The key of a device's closure (see `Closure`): its class, the explicit packets that require
+ * something, and the explicit choice (or none) of every name they can reach. Undefined when too many
+ * names are reachable to make memoising worth it.
+ */
+function closureKey(
+  index: FleetIndex,
+  classKey: number | string,
+  packets: readonly DesiredPacket[],
+  requiring: number,
+): string | undefined {
+  const { chosen } = index.scratch;
+  let key = `${classKey}`;
+  let names: Int32Array | undefined;
+  let merged: Set<number> | undefined;
+  for (let i = 0; i < requiring; i++) {
+    const { packet } = packets[index.scratch.requiring[i] as number] as DesiredPacket;
+    const reach = reachOf(index, packet);
+    if (reach === null) return undefined;
+    key += `,${index.packetIds.get(packet)}`;
+    if (!names) names = reach;
+    else {
+      merged ??= new Set(names);
+      for (const id of reach) merged.add(id);
+    }
+  }
+  if (merged) {
+    if (merged.size > MAX_REACH) return undefined;
+    names = Int32Array.from(merged).sort();
+  }
+  key += ';';
+  for (const nameId of names ?? []) {
+    // `chosen` is sorted: the explicit choices' name ids in name order.
+    let lo = 0;
+    let hi = packets.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const id = chosen[mid] as number;
+      if (id === nameId) {
+        at = mid;
+        break;
+      }
+      if (id < nameId) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    key += at < 0 ? '-,' : `${index.packetIds.get((packets[at] as DesiredPacket).packet)},`;
+  }
+  return key;
 }
 
 /**
@@ -335,40 +534,127 @@ function withRequires(
  * deterministic; `index` memoises across devices.
  */
 export function resolveDesiredState(index: FleetIndex, device: Device): DesiredState {
-  const errors: ResolveError[] = [];
-  const codes = encodeDevice(index, device.labels);
-  const specs = matchSpecs(index, device);
-  const choices = joinApps(index, specs, device, codes, errors);
-  if (errors.length > 0) return { ok: false, device, errors: errors.sort(byApp) };
+  const deviceClass = classOf(index, device.labels);
+  const count = matchSpecOrders(index, device);
+  return resolveInClass(index, deviceClass, device, index.scratch.applying, 0, count);
+}
 
-  let warnings: string[] | undefined;
-  let requires = false;
-  const packets: DesiredPacket[] = [];
-  for (const { packet, requests } of choices) {
-    requires ||= packet.requires.length > 0;
-    const [only] = requests;
-    if (only && requests.length === 1) {
-      const { desired, warning } = sharedDesired(only, packet);
-      packets.push(desired);
-      if (warning) (warnings ??= []).push(warning);
-      continue;
-    }
-    packets.push({
-      packet,
-      specs: [...new Set(requests.map((r) => r.spec.spec.id))].sort(),
-      requiredBy: none,
-      dependsOn: dependsOn(packet),
-    });
-    for (const request of requests) {
-      const warning = fallbackWarning(request, packet);
-      if (warning) (warnings ??= []).push(warning);
+/**
+ * `resolveDesiredState` for a device of a known class (`classOf(index, device.labels)`) whose applying
+ * specs are known (`matchSpecOrders`), as `applying[from]` to `applying[to - 1]`: rules 3–6.
+ */
+export function resolveInClass(
+  index: FleetIndex,
+  deviceClass: DeviceClass,
+  device: Device,
+  applying: Int32Array,
+  from: number,
+  to: number,
+): DesiredState {
+  const { requestNames, requestPriorities, specFirst } = index;
+  const { top, count, asked, desired, chosen } = index.scratch;
+
+  // Rule 3, first pass: per name, the first request of the highest priority and how many share it.
+  // Most names are asked for once; the rare others are gathered again below.
+  for (let i = from; i < to; i++) {
+    const order = applying[i] as number;
+    const end = specFirst[order + 1] as number;
+    for (let id = specFirst[order] as number; id < end; id++) {
+      const nameId = requestNames[id] as number;
+      const current = top[nameId] as number;
+      if (current < 0) {
+        top[nameId] = id;
+        count[nameId] = 1;
+        asked[nameId >>> 5] = (asked[nameId >>> 5] as number) | (1 << (nameId & 31));
+        continue;
+      }
+      const priority = requestPriorities[id] as number;
+      const best = requestPriorities[current] as number;
+      if (priority > best) {
+        top[nameId] = id;
+        count[nameId] = 1;
+      } else if (priority === best) count[nameId] = (count[nameId] as number) + 1;
     }
   }
-  if (requires) {
-    const explicit = new Map(choices.map((c) => [c.nameId, c]));
-    const closed = withRequires(index, explicit, packets, device, codes, errors);
-    if (errors.length > 0) return { ok: false, device, errors };
-    return { ok: true, device, packets: closed, warnings: warnings?.sort() ?? none };
+
+  // Second pass, in name order: the explicit choices (desired packets and their names' ids).
+  let errors: ResolveError[] | undefined;
+  const warnings = index.scratch.warnings;
+  let warned = 0;
+  let n = 0;
+  // Positions in `desired` of the packets that require something.
+  const requiring = index.scratch.requiring;
+  let required = 0;
+  for (let w = 0; w < asked.length; w++) {
+    let bits = asked[w] as number;
+    asked[w] = 0;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      const nameId = (w << 5) + 31 - Math.clz32(low);
+      const id = top[nameId] as number;
+      top[nameId] = -1;
+      if (count[nameId] === 1) {
+        let flags = deviceClass.flags[id] as number;
+        if (flags === 0) {
+          selectFor(index, deviceClass, id, device);
+          flags = deviceClass.flags[id] as number;
+        }
+        if ((flags & FAILED) !== 0) {
+          const selection = selectFor(index, deviceClass, id, device);
+          const request = index.requests[id] as Request;
+          if (!selection.ok)
+            (errors ??= []).push({
+              code: selection.code,
+              message: `${selection.message} (spec ${request.spec.spec.id})`,
+              app: request.app.app.name,
+            });
+          continue;
+        }
+        if (errors) continue;
+        desired[n] = deviceClass.desired[id] as DesiredPacket;
+        if ((flags & WARNS) !== 0) warnings[warned++] = deviceClass.warnings[id] as string;
+        if ((flags & REQUIRES) !== 0) requiring[required++] = n;
+      } else {
+        const asking = requestsOf(index, applying, from, to, nameId, requestPriorities[id] as number);
+        const joined = joinAgreeing(index, deviceClass, asking, device);
+        if (!joined) {
+          const list = Array.from(
+            index.scratch.list.subarray(0, asking),
+            (r) => index.requests[r] as Request,
+          );
+          joinRequests(index, deviceClass, list, device, (errors ??= []));
+          continue;
+        }
+        if (errors) continue;
+        desired[n] = joined.desired;
+        for (const warning of joined.warnings) warnings[warned++] = warning;
+        if (joined.desired.packet.requires.length > 0) requiring[required++] = n;
+      }
+      chosen[n++] = nameId;
+    }
   }
-  return { ok: true, device, packets, warnings: warnings?.sort() ?? none };
+  if (errors) return { ok: false, device, errors: sortSmall(errors, byApp) };
+  const packets = desired.slice(0, n);
+  const sorted = warned === 0 ? none : sortSmall(warnings.slice(0, warned), compareStrings);
+  if (required > 0) {
+    const key = closureKey(index, deviceClass.key, packets, required);
+    let closure = key === undefined ? undefined : index.closures.get(key);
+    if (!closure) {
+      const explicit = new Map<number, Choice>();
+      for (let i = 0; i < n; i++) {
+        const nameId = chosen[i] as number;
+        explicit.set(nameId, { nameId, packet: (packets[i] as DesiredPacket).packet });
+      }
+      closure = closeExplicit(index, explicit, device, deviceClass.codes);
+      if (key !== undefined) {
+        if (index.closures.size >= MAX_CLOSURES) index.closures.clear();
+        index.closures.set(key, closure);
+      }
+    }
+    if (closure.errors.length > 0)
+      return { ok: false, device, errors: closure.errors.map((e) => ({ ...e })) };
+    return { ok: true, device, packets: applyClosure(closure, packets), warnings: sorted };
+  }
+  return { ok: true, device, packets, warnings: sorted };
 }

@@ -37,8 +37,26 @@ function parseRange(range: string): semver.Range | null {
   return memo(ranges, range, () => (semver.validRange(range) === null ? null : new semver.Range(range)));
 }
 
+// Labelsets are immutable once made: their sizes, and which versions satisfy a range, are asked again
+// and again while ranking.
+const sizes = new WeakMap<Labels, number>();
+const satisfied = new WeakMap<semver.Range, Map<string, boolean>>();
+
 function labelCount(packet: Packet): number {
-  return Object.keys(packet.labels).length;
+  let size = sizes.get(packet.labels);
+  if (size === undefined) sizes.set(packet.labels, (size = Object.keys(packet.labels).length));
+  return size;
+}
+
+function satisfies(range: semver.Range, version: string): boolean {
+  let answers = satisfied.get(range);
+  if (!answers) satisfied.set(range, (answers = new Map<string, boolean>()));
+  let answer = answers.get(version);
+  if (answer === undefined) {
+    const parsed = parseVersion(version);
+    answers.set(version, (answer = parsed !== null && range.test(parsed)));
+  }
+  return answer;
 }
 
 /**
@@ -55,8 +73,7 @@ export function rankCandidates(packets: readonly Packet[], app: App, device: Lab
       if (mergedValue(app, device, key) !== packet.labels[key]) return false;
     }
     if (range === undefined) return true;
-    const version = parseVersion(packet.labels.version ?? '');
-    return range !== null && version !== null && range.test(version);
+    return range !== null && satisfies(range, packet.labels.version ?? '');
   });
   return candidates.sort((a, b) => compareRank(a, b, range !== undefined));
 }
