@@ -4,7 +4,8 @@
  * - a poll where nothing moved (sync and verify; the fleet read is the cached one) against `git ls-remote`,
  *   and against one bare GET of the ref advertisement (the floor: the one request a poll makes);
  * - a one-file change, the whole way from poll to a resolved desired set (fetch, verify, incremental
- *   read, resolve), against `git fetch` alone: wall time and the bytes the server sent.
+ *   read, resolve), against `git fetch` alone: wall time and the bytes the server sent; by default and
+ *   with thin packs (`fetch_thin`: fewer bytes, the pack completed locally).
  */
 import * as fs from 'node:fs';
 import { get } from 'node:http';
@@ -81,8 +82,6 @@ try {
   const url = server.urlOf('fleet.git');
 
   const stock = join(work, 'stock.git');
-  const repo: GitRepo = { fs, dir: join(work, 'device.git'), gitdir: join(work, 'device.git'), cache: {} };
-  await initSourceRepo(repo);
   const trust: TrustPolicy = {
     allowedSigners: parseAllowedSigners(readFileSync(allowedSignersPath, 'utf8'), allowedSignersPath),
     policy: 'head',
@@ -90,24 +89,28 @@ try {
     requireTimestamp: false,
     now: new Date(),
   };
-  const memo = createFleetMemo();
   const device = devices[0];
   if (!device) throw new Error('no device');
-  const pull = async () => {
-    const pulled = await pullFleet({
-      repo,
-      http: createHttpClient(),
-      remotes: [prepareRemote({ url })],
-      branch: 'main',
-      trust,
-      memo,
-    });
-    if (!pulled.fleet.result.ok)
-      throw new Error(`bench fleet does not parse: ${pulled.fleet.result.errors[0]?.message}`);
-    return pulled.fleet.result.value;
+  /** A device: its repository, its parse cache, and one pull as an agent pass makes it. */
+  const makeDevice = async (name: string, thinPacks: boolean) => {
+    const gitdir = join(work, `${name}.git`);
+    const repo: GitRepo = { fs, dir: gitdir, gitdir, cache: {} };
+    await initSourceRepo(repo);
+    const memo = createFleetMemo();
+    const http = createHttpClient();
+    const pull = async () => {
+      const remotes = [prepareRemote({ url })];
+      const pulled = await pullFleet({ repo, http, remotes, branch: 'main', trust, memo, thinPacks });
+      if (!pulled.fleet.result.ok)
+        throw new Error(`bench fleet does not parse: ${pulled.fleet.result.errors[0]?.message}`);
+      return pulled.fleet.result.value;
+    };
+    // The whole way from poll to the device's resolved desired set.
+    const pass = async () => planDevice(await pull(), device.id, device.labels, []);
+    return { pull, pass };
   };
-  // The whole way from poll to the device's resolved desired set.
-  const pass = async () => planDevice(await pull(), device.id, device.labels, []);
+  const { pull, pass } = await makeDevice('device', false);
+  const thin = await makeDevice('device-thin', true);
 
   server.resetLog();
   const cloneStock = await timed(() => gitAsync(work, ['clone', '-q', '--bare', url, stock]));
@@ -115,6 +118,7 @@ try {
   server.resetLog();
   const cloneOurs = await timed(pass);
   const cloneOursBytes = served(server).bytes;
+  await thin.pass();
   console.log(
     `clone: gitfleet_s=${cloneOurs.toFixed(3)} git_s=${cloneStock.toFixed(3)} time_ratio=${(cloneOurs / cloneStock).toFixed(2)} bytes_ratio=${(cloneOursBytes / cloneStockBytes).toFixed(2)}`,
   );
@@ -139,6 +143,8 @@ try {
   const fetchOurs: number[] = [];
   const bytesStock: number[] = [];
   const bytesOurs: number[] = [];
+  const fetchThin: number[] = [];
+  const bytesThin: number[] = [];
   for (let i = 0; i < CHANGES; i++) {
     const changed = devices[(i * 7) % devices.length];
     const path = `devices/${changed?.labels.fleet}/${changed?.id}.yaml`;
@@ -154,9 +160,15 @@ try {
     server.resetLog();
     fetchOurs.push(await timed(pass));
     bytesOurs.push(served(server).bytes);
+    server.resetLog();
+    fetchThin.push(await timed(thin.pass));
+    bytesThin.push(served(server).bytes);
   }
   console.log(
     `fetch: time_ratio=${(median(fetchOurs) / median(fetchStock)).toFixed(2)} bytes_ratio=${(median(bytesOurs) / median(bytesStock)).toFixed(2)} gitfleet_ms=${(median(fetchOurs) * 1000).toFixed(1)} git_fetch_ms=${(median(fetchStock) * 1000).toFixed(1)} gitfleet_bytes=${median(bytesOurs)} git_bytes=${median(bytesStock)}`,
+  );
+  console.log(
+    `fetch_thin: time_ratio=${(median(fetchThin) / median(fetchStock)).toFixed(2)} bytes_ratio=${(median(bytesThin) / median(bytesStock)).toFixed(2)} gitfleet_ms=${(median(fetchThin) * 1000).toFixed(1)} gitfleet_bytes=${median(bytesThin)}`,
   );
 } finally {
   await server?.close();

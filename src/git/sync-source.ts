@@ -21,6 +21,11 @@ export interface SyncRequest {
   timestamp: boolean;
   /** The operator's override: take a tip older than the accepted revision instead of skipping it. */
   allowRollback?: boolean;
+  /**
+   * Ask for thin packs once the device has the branch: about a third of the bytes for a small change, at
+   * the cost of completing the pack locally afterwards (tens of milliseconds). For metered links.
+   */
+  thinPacks?: boolean;
   /** Why a mirror was skipped, as it happens. */
   onSkip?: (remote: string, reason: string) => void;
   onProgress?: ProgressCallback;
@@ -134,7 +139,14 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
         return { remote: remote.url, tip, timestamp: advertised, moved: false, skipped };
       }
       if (!known)
-        await fetchCommit({ ...request, http, remote, ref: branch, oid: tip, thin: accepted !== undefined });
+        await fetchCommit({
+          ...request,
+          http,
+          remote,
+          ref: branch,
+          oid: tip,
+          thin: request.thinPacks === true && accepted !== undefined,
+        });
       // A timestamp that cannot be fetched (not a commit, say) counts as none: verification decides
       // whether one is needed, and says so with stale_revision rather than a retryable sync error.
       const timestamp =

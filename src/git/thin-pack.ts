@@ -57,10 +57,14 @@ function idsInIndex(idx: Buffer): string[] {
   );
 }
 
+/** Up to this many objects, a completed pack is stored as loose objects (cheaper than a new pack). */
+const MAX_LOOSE = 1_000;
+
 /**
- * Rewrites every pack that appeared since `before` as a self-contained pack, as `git index-pack
- * --fix-thin` would: isomorphic-git reads thin packs, stock git (fsck, gc) does not. The objects are read
- * through the repository (bases resolved from older packs) and written whole; the thin pack is removed.
+ * Rewrites every pack that appeared since `before` as self-contained objects, as `git index-pack
+ * --fix-thin` would: isomorphic-git reads thin packs, stock git (fsck, log, gc) does not. The objects are
+ * read through the repository (bases resolved from older packs) and written whole, as loose objects for a
+ * small fetch or as a new pack for a large one; then the thin pack is removed.
  */
 export async function completeThinPacks(repo: GitRepo, before: ReadonlySet<string>): Promise<void> {
   const { fs, gitdir, cache } = repo;
@@ -68,9 +72,21 @@ export async function completeThinPacks(repo: GitRepo, before: ReadonlySet<strin
     if (before.has(name)) continue;
     const base = join(gitdir, 'objects', 'pack', name.replace(/\.pack$/, ''));
     const oids = idsInIndex(await readFile(`${base}.idx`));
-    const { filename } = await git.packObjects({ fs, gitdir, oids, write: true, cache });
-    if (`${filename}` === name) continue;
-    await git.indexPack({ fs, dir: gitdir, gitdir, filepath: join('objects', 'pack', filename), cache });
+    if (oids.length <= MAX_LOOSE) {
+      for (const oid of oids) {
+        const { type, object } = await git.readObject({ fs, gitdir, oid, format: 'content', cache });
+        await git.writeObject({
+          fs,
+          gitdir,
+          type: type as 'blob' | 'tree' | 'commit' | 'tag',
+          object,
+          format: 'content',
+        });
+      }
+    } else {
+      const { filename } = await git.packObjects({ fs, gitdir, oids, write: true, cache });
+      await git.indexPack({ fs, dir: gitdir, gitdir, filepath: join('objects', 'pack', filename), cache });
+    }
     await rm(`${base}.pack`);
     await rm(`${base}.idx`);
   }
