@@ -9,8 +9,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -22,6 +20,7 @@ import {
 import type { Artifact } from '../src/schema/fleet.js';
 import { GitfleetError } from '../src/schema/gitfleet-error.js';
 import { startArtifactServer, type ArtifactServer } from './support/artifact-server.js';
+import { startForwardProxy, withEnv } from './support/forward-proxy.js';
 
 let work: string;
 let root: string;
@@ -292,30 +291,14 @@ describe('fetchArtifact', () => {
   });
 
   it('goes through HTTP_PROXY from the environment', async () => {
-    const seen: string[] = [];
-    const proxy = createServer((req, res) => {
-      seen.push(req.url ?? '');
-      const upstream = request(req.url ?? '', { method: req.method, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      upstream.on('error', () => res.writeHead(502).end());
-      req.pipe(upstream);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY };
+    const proxy = await startForwardProxy();
     try {
-      process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-      process.env.NO_PROXY = '';
-      await fetchFrom([first.url]).result;
-      expect(seen).toEqual([first.urlOf(small.url)]);
+      await withEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '' }, async () => {
+        await fetchFrom([first.url]).result;
+      });
+      expect(proxy.seen).toEqual([first.urlOf(small.url)]);
     } finally {
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
-      proxy.closeAllConnections();
-      proxy.close();
+      await proxy.close();
     }
   });
 

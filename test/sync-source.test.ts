@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, request, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { prepareRemote, redactUrl } from '../src/git/remote.js';
 import { acceptRevision, initSourceRepo, syncSource, TIMESTAMP_REF } from '../src/git/sync-source.js';
 import { withThinPackCapability } from '../src/git/thin-pack.js';
 import { commitFiles, git, initFleetRepo, publishBare, pushTo } from './support/git-fixture.js';
+import { startForwardProxy, withEnv } from './support/forward-proxy.js';
 import { startGitServer, unusedUrl, type GitServer } from './support/git-http-server.js';
 
 let work: string;
@@ -222,42 +223,8 @@ describe('thin packs', () => {
 });
 
 describe('proxies', () => {
-  /** A plain forward proxy (absolute-URI requests) that counts what it forwards. */
-  function startProxy(): Promise<{ url: string; seen: string[]; close: () => void }> {
-    const seen: string[] = [];
-    const proxy = createServer((req, res) => {
-      seen.push(req.url ?? '');
-      const upstream = request(req.url ?? '', { method: req.method, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      upstream.on('error', () => res.writeHead(502).end());
-      req.pipe(upstream);
-    });
-    return new Promise((resolve) =>
-      proxy.listen(0, '127.0.0.1', () =>
-        resolve({
-          url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-          seen,
-          close: () => proxy.close(),
-        }),
-      ),
-    );
-  }
-
-  function withEnv(env: Record<string, string>, run: () => Promise<void>): Promise<void> {
-    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, env);
-    return run().finally(() => {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    });
-  }
-
   it('goes through HTTP_PROXY, and around it for hosts in NO_PROXY', async () => {
-    const proxy = await startProxy();
+    const proxy = await startForwardProxy();
     try {
       await withEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '' }, async () => {
         const synced = await syncSource({
@@ -283,7 +250,7 @@ describe('proxies', () => {
       });
       expect(proxy.seen.length).toBe(before);
     } finally {
-      proxy.close();
+      await proxy.close();
     }
   });
 });
