@@ -124,6 +124,7 @@ describe('diffFleets: failing and fixed', () => {
       ],
     });
     expect(diff.failing).toBe(1);
+    expect(diff.newlyFailing).toBe(1);
   });
 
   it('reports a fixed device with the BASE errors and its whole HEAD desired set as installs', () => {
@@ -133,6 +134,7 @@ describe('diffFleets: failing and fixed', () => {
       'install logger {channel: stable}',
     ]);
     expect(diff.failing).toBe(0);
+    expect(diff.newlyFailing).toBe(0);
   });
 
   it('reports a device failing at both revisions only when its errors change', () => {

@@ -64,6 +64,8 @@ export interface FleetDiff {
   readonly changed: number;
   /** Devices with a device record at HEAD whose desired state there is an error (changed or not). */
   readonly failing: number;
+  /** Devices with a `failing` entry: an error at HEAD that they did not have (what `--fail-on error` counts). */
+  readonly newlyFailing: number;
   /** Largest first, then by key. */
   readonly groups: readonly DiffGroup[];
 }
@@ -133,32 +135,19 @@ function because(desired: DesiredPacket): Because {
   return { specs: desired.specs, requiredBy: desired.requiredBy };
 }
 
-function install(entries: Entries, to: DesiredPacket): Interned {
-  let interned = entries.installs.get(to);
+/** An install (the packet is only at HEAD) or an uninstall (only at BASE), interned per desired packet. */
+function onePacket(entries: Entries, type: 'install' | 'uninstall', desired: DesiredPacket): Interned {
+  const memo = type === 'install' ? entries.installs : entries.uninstalls;
+  let interned = memo.get(desired);
   if (!interned) {
-    const key = `install ${packetKey(entries, to.packet)} ${becauseKey(to)}`;
-    interned = intern(entries, key, () => ({
-      type: 'install',
-      name: to.packet.name,
-      to: to.packet,
-      ...because(to),
-    }));
-    entries.installs.set(to, interned);
-  }
-  return interned;
-}
-
-function uninstall(entries: Entries, from: DesiredPacket): Interned {
-  let interned = entries.uninstalls.get(from);
-  if (!interned) {
-    const key = `uninstall ${packetKey(entries, from.packet)} ${becauseKey(from)}`;
-    interned = intern(entries, key, () => ({
-      type: 'uninstall',
-      name: from.packet.name,
-      from: from.packet,
-      ...because(from),
-    }));
-    entries.uninstalls.set(from, interned);
+    const key = `${type} ${packetKey(entries, desired.packet)} ${becauseKey(desired)}`;
+    const { name } = desired.packet;
+    interned = intern(entries, key, () =>
+      type === 'install'
+        ? { type, name, to: desired.packet, ...because(desired) }
+        : { type, name, from: desired.packet, ...because(desired) },
+    );
+    memo.set(desired, interned);
   }
   return interned;
 }
@@ -207,10 +196,10 @@ function diffPackets(
     const to = after[j];
     const order = !from ? 1 : !to ? -1 : compareStrings(from.packet.name, to.packet.name);
     if (order < 0 && from) {
-      out.push(uninstall(entries, from));
+      out.push(onePacket(entries, 'uninstall', from));
       i++;
     } else if (order > 0 && to) {
-      out.push(install(entries, to));
+      out.push(onePacket(entries, 'install', to));
       j++;
     } else if (from && to) {
       if (from.packet !== to.packet && packetKey(entries, from.packet) !== packetKey(entries, to.packet))
@@ -357,5 +346,15 @@ export function diffFleets(base: Fleet, head: Fleet): FleetDiff {
       devices,
     }))
     .sort((a, b) => b.devices.length - a.devices.length || compareStrings(a.key, b.key));
-  return { summary: summarize(groups, ids.length, changed), checked: ids.length, changed, failing, groups };
+  const newlyFailing = groups
+    .filter((g) => g.changes.some((c) => c.type === 'failing'))
+    .reduce((n, g) => n + g.devices.length, 0);
+  return {
+    summary: summarize(groups, ids.length, changed),
+    checked: ids.length,
+    changed,
+    failing,
+    newlyFailing,
+    groups,
+  };
 }

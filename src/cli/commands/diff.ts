@@ -26,10 +26,7 @@ export default class Diff extends GitfleetCommand {
     const { args, flags } = await this.parse(Diff);
     const { base, head, diff } = await diffRevisions(flags.dir, args.base, args.head);
     const json = { base, head, ...diffJson(diff) };
-    const newlyFailing = diff.groups
-      .filter((g) => g.changes.some((c) => c.type === 'failing'))
-      .reduce((n, g) => n + g.devices.length, 0);
-    if (flags['fail-on'] === 'error' && newlyFailing > 0) process.exitCode = 1;
+    if (flags['fail-on'] === 'error' && diff.newlyFailing > 0) process.exitCode = 1;
     if (!this.jsonEnabled())
       this.log(flags.format === 'json' ? JSON.stringify(json, null, 2) : renderDiffMarkdown(diff));
     return json;
