@@ -35,7 +35,8 @@ export interface HttpClientOptions {
   onExchange?: (exchange: HttpExchange) => void;
 }
 
-async function collect(body: GitHttpRequest['body']): Promise<Buffer | undefined> {
+/** A request body read whole (upload-pack requests are small), or undefined when there is none. */
+export async function collectBody(body: GitHttpRequest['body']): Promise<Buffer | undefined> {
   if (!body) return undefined;
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
@@ -61,7 +62,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   return {
     async request(request: GitHttpRequest): Promise<GitHttpResponse> {
       const method = request.method ?? 'GET';
-      const body = await collect(request.body);
+      const body = await collectBody(request.body);
       const stream = got.stream(request.url, {
         method: method as 'GET' | 'POST',
         headers: request.headers ?? {},
@@ -108,7 +109,8 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   };
 }
 
-function replay(chunks: readonly Uint8Array[]): AsyncIterableIterator<Uint8Array> {
+/** Chunks already in memory, as the async iterator isomorphic-git takes for a body. */
+export function replay(chunks: readonly Uint8Array[]): AsyncIterableIterator<Uint8Array> {
   return Readable.from(chunks)[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>;
 }
 

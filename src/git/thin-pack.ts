@@ -1,14 +1,8 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import git, { type GitHttpRequest, type HttpClient } from 'isomorphic-git';
+import git, { type HttpClient } from 'isomorphic-git';
 import type { GitRepo } from './git-repo.js';
-
-async function collect(body: GitHttpRequest['body']): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body ?? []) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
+import { collectBody, replay } from './http-client.js';
 
 /** Adds `thin-pack` to the capabilities on the first `want` line of an upload-pack request. */
 export function withThinPackCapability(request: Buffer): Buffer {
@@ -32,11 +26,8 @@ export function requestThinPacks(http: HttpClient): HttpClient {
     async request(request) {
       if (request.method !== 'POST' || !request.url.endsWith('/git-upload-pack'))
         return http.request(request);
-      const body = withThinPackCapability(await collect(request.body));
-      return http.request({
-        ...request,
-        body: Readable.from([body])[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>,
-      });
+      const body = withThinPackCapability((await collectBody(request.body)) ?? Buffer.alloc(0));
+      return http.request({ ...request, body: replay([body]) });
     },
   };
 }

@@ -13,8 +13,6 @@ export interface Timestamp {
 }
 
 const TITLE = 'gitfleet timestamp';
-/** The tree of every timestamp commit: empty, the message carries everything. */
-const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 
 /** The message of a timestamp commit: a title, then `source:` and `expires:` lines. */
 export function formatTimestamp(stamp: Timestamp): string {
@@ -48,10 +46,11 @@ export interface SignTimestampRequest {
  */
 export async function signTimestamp(repo: GitRepo, request: SignTimestampRequest): Promise<string> {
   const { fs, gitdir } = repo;
-  await git.writeTree({ fs, gitdir, tree: [] });
+  // Every timestamp commit has the empty tree: the message carries everything.
+  const tree = await git.writeTree({ fs, gitdir, tree: [] });
   const previous = await git.resolveRef({ fs, gitdir, ref: TIMESTAMP_REF }).catch(() => undefined);
   const commit = await writeSignedCommit(repo, {
-    tree: EMPTY_TREE,
+    tree,
     parents: previous ? [previous] : [],
     message: formatTimestamp({ source: request.source, expires: request.expires }),
     author: request.signer,
