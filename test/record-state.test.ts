@@ -98,6 +98,9 @@ describe('recordState', () => {
     expect(await gitAsync(bare, ['rev-parse', stateRef(deviceId)])).toBe(result.commit);
     await verifyOnServer(stateRef(deviceId));
     await gitAsync(bare, ['fsck', '--strict']);
+    expect(await gitAsync(bare, ['log', '-1', '--format=%s', stateRef(deviceId)])).toBe(
+      `${deviceId}: Ready: Converged at ${'1'.repeat(12)}`,
+    );
     const text = await gitAsync(bare, ['show', `${stateRef(deviceId)}:status.yaml`]);
     expect(`${text}\n`).toBe(formatDeviceStatus(status('1'.repeat(40))));
     const parsed = parseDeviceStatus({ path: 'status.yaml', data: text });

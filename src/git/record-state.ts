@@ -1,5 +1,6 @@
 import git, { type HttpClient } from 'isomorphic-git';
 import { formatDeviceStatus, type DeviceStatus } from '../schema/device-status.js';
+import { summariseStatus } from '../reconciler/summarise-status.js';
 import type { GitRepo } from './git-repo.js';
 import type { Remote } from './remote.js';
 import type { SshPrivateKey } from './ssh-key.js';
@@ -47,10 +48,10 @@ async function statusAt(repo: GitRepo, commit: string): Promise<string | undefin
   return read ? Buffer.from(read.blob).toString('utf8') : undefined;
 }
 
+/** The state commit's subject, in the words `status` uses: `pi-0042: Ready: Converged at 5f3c9a…`. */
 function summary(status: DeviceStatus): string {
-  const ready = status.conditions.find((c) => c.type === 'Ready');
-  const what = ready ? `${ready.status === 'True' ? 'Ready' : 'Not ready'}: ${ready.reason}` : 'state';
-  return `${status.device}: ${what} at ${status.observedRevision.slice(0, 12) || 'no revision'}`;
+  const { summary: state } = summariseStatus({ ok: true, value: status, warnings: [] });
+  return `${status.device}: ${state} at ${status.observedRevision.slice(0, 12) || 'no revision'}`;
 }
 
 async function writeState(target: StateTarget, text: string, message: string, parent: string | undefined) {
