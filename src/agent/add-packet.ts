@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -8,6 +8,7 @@ import semver from 'semver';
 import { stringify } from 'yaml';
 import { readFleetDir } from '../git/read-fleet-dir.js';
 import type { Labels, Packet } from '../schema/fleet.js';
+import { writeFileAtomic } from './write-file-atomic.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { formatLabels, labelsKey, sortedLabels } from '../schema/labels.js';
 import { FLEET_FILE, parseFleetFile } from '../schema/parse-fleet.js';
@@ -256,17 +257,6 @@ function manifestText(file: string, manifest: PacketManifest, keepSchemaLine?: s
   return `${line}\n${stringify(manifest, { lineWidth: 0 })}`;
 }
 
-/** Writes `data` to `path` atomically: a temp file in the same directory, fsynced, then renamed. */
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(temp, data, { flag: 'wx', flush: true });
-    await rename(temp, path);
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
-
 /**
  * Packs `srcDir` into a reproducible artifact (see `packArtifact`), stores it by content as
  * `<artifactsDir>/<name>/<sha256>.tar.gz` and writes the packet manifest: `packets/<name>/<version or
@@ -395,7 +385,7 @@ export async function addPacket(options: AddPacketOptions): Promise<AddPacketRes
 
     await storeArtifact(temp, artifactPath);
     await mkdir(join(fleetDir, posix.dirname(file)), { recursive: true });
-    await writeAtomic(join(fleetDir, file), text);
+    await writeFileAtomic(join(fleetDir, file), text);
     return outcome(file, manifest, artifactPath, { replaced: existing !== undefined, unchanged: false });
   } finally {
     await rm(temp, { force: true });

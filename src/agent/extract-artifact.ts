@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { Parser, Unpack, type ReadEntry } from 'tar';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { syncPath } from './write-file-atomic.js';
 
 export interface ExtractLimits {
   /** Most bytes all entries together may hold (header sizes, so checked before anything is written). */
@@ -499,13 +500,4 @@ async function settle(root: string, entries: readonly ArchiveEntry[]): Promise<v
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
-}
-
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -25,6 +25,8 @@ export interface StatusError {
   code: string;
   message: string;
   packet?: string;
+  /** The tail of a failed hook's stdout and stderr. */
+  output?: string;
 }
 
 /** status.yaml on a device's state ref (DESIGN.md §3); mirrors `status.schema.json`. */
@@ -65,6 +67,7 @@ export function formatDeviceStatus(status: DeviceStatus): string {
       code: e.code,
       message: e.message,
       ...(e.packet ? { packet: e.packet } : {}),
+      ...(e.output ? { output: e.output } : {}),
     })),
   };
   return stringify(doc, { lineWidth: 0, defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN' });

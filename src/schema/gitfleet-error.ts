@@ -15,6 +15,8 @@ export const errorCodes = [
   'empty_set_refused',
   // Beyond DESIGN.md §2: no mirror of the source could be reached (retryable).
   'source_unreachable',
+  // Beyond DESIGN.md §2: another agent holds the device's lock (retryable).
+  'agent_locked',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];
