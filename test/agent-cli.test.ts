@@ -1,0 +1,159 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentConfig } from '../src/schema/agent-config.js';
+import { AgentWorld, script, specYaml } from './support/agent-world.js';
+import { git } from './support/git-fixture.js';
+import { ensureBuilt, projectRoot } from './support/run-cli.js';
+
+/** `gitfleet agent run` as a device runs it: a child process with its own lock, logs, metrics and exit code. */
+
+ensureBuilt();
+
+let world: AgentWorld;
+let marker: string;
+beforeAll(async () => {
+  world = await AgentWorld.start();
+  marker = join(world.dir, 'installing');
+  const manifest = await world.packet({
+    name: 'clock',
+    labels: { version: '1.0.0' },
+    files: {
+      // Slow on purpose: the lock test starts a second agent while this hook runs.
+      'install.sh': script(`touch ${marker}\nsleep 2`),
+      'bin/clock': script('date'),
+    },
+    hooks: { install: './install.sh' },
+  });
+  world.publish({
+    'packets/clock.yaml': manifest,
+    'specs/clock.yaml': specYaml('clock', { role: 'clock' }, [{ name: 'clock', version: '^1' }]),
+  });
+});
+afterAll(async () => {
+  await world.close();
+});
+
+function configPath(config: AgentConfig): string {
+  return join(config.dirs.state, '..', 'agent.yaml');
+}
+
+function stateRefs(): string {
+  return git(join(world.dir, 'served', 'fleet.git'), ['for-each-ref', 'refs/gitfleet/state/']);
+}
+
+interface Child {
+  exit: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function startAgent(args: readonly string[]): Child {
+  const child = spawn(process.execPath, [join(projectRoot, 'bin/run.js'), 'agent', 'run', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return {
+    exit: new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr }))),
+    kill: (signal) => child.kill(signal),
+  };
+}
+
+/** Runs the agent to its end. Never spawnSync: the servers answering it live in this process. */
+function agentRun(args: readonly string[]) {
+  return startAgent(args).exit;
+}
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (condition()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('gitfleet agent run', () => {
+  it('--dry-run prints the plan and changes nothing: no packet folder, no state commit', async () => {
+    const config = await world.device('cli-dry', { role: 'clock' });
+    const result = await agentRun(['--config', configPath(config), '--dry-run']);
+    expect(result.stdout).toContain('planned install clock');
+    expect(result.code).toBe(0);
+    expect(existsSync(join(config.dirs.root, 'clock'))).toBe(false);
+    expect(existsSync(marker)).toBe(false);
+    expect(stateRefs()).not.toContain('cli-dry');
+  });
+
+  it('two agents started together: one converges, the other exits with agent_locked naming the holder', async () => {
+    const config = await world.device('cli-lock', { role: 'clock' });
+    const first = startAgent(['--config', configPath(config), '--once', '--json']);
+    await waitFor(() => existsSync(marker), 'the first agent to run the install hook');
+    const second = await agentRun(['--config', configPath(config), '--once', '--json']);
+    expect(second.code).toBe(1);
+    const refused = JSON.parse(second.stdout) as { error: { code: string; message: string } };
+    expect(refused.error.code).toBe('agent_locked');
+    expect(refused.error.message).toMatch(/another agent \(pid \d+\)/);
+
+    const done = await first.exit;
+    expect(done.code).toBe(0);
+    const report = JSON.parse(done.stdout) as { result: string; actions: { outcome: string }[] };
+    expect(report.result).toBe('converged');
+    expect(report.actions.map((a) => a.outcome)).toEqual(['done']);
+    expect(existsSync(join(config.dirs.state, 'agent.lock'))).toBe(false);
+
+    // Logs on a pipe are JSON lines; the metrics file is there for node_exporter.
+    const lines = done.stderr.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines)
+      expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), msg: expect.any(String) });
+    const metrics = readFileSync(join(config.dirs.state, 'metrics', 'gitfleet.prom'), 'utf8');
+    expect(metrics).toContain('gitfleet_last_pass_result{result="converged"} 1');
+    expect(metrics).toContain('gitfleet_packets_installed 1');
+    expect(metrics).toMatch(/gitfleet_seconds_since_last_successful_sync 0\n/);
+    expect(stateRefs()).toContain('refs/gitfleet/state/cli-lock');
+  });
+
+  it('loops until SIGTERM, then stops cleanly and releases the lock', async () => {
+    const config = await world.device('cli-loop', { role: 'other' });
+    const agent = startAgent(['--config', configPath(config)]);
+    await waitFor(() => existsSync(join(config.dirs.state, 'metrics', 'gitfleet.prom')), 'the first pass');
+    await waitFor(() => existsSync(join(config.dirs.state, 'agent.lock')), 'the lock');
+    agent.kill('SIGTERM');
+    const done = await agent.exit;
+    expect(done.code).toBe(0);
+    expect(existsSync(join(config.dirs.state, 'agent.lock'))).toBe(false);
+    expect(done.stderr).toContain('next pass in');
+  });
+
+  it('an unreachable source makes the pass progressing (retryable), exit 1, and the device untouched', async () => {
+    const config = await world.device(
+      'cli-offline',
+      { role: 'clock' },
+      {
+        source: { remotes: ['http://127.0.0.1:9/fleet.git'] },
+        state: { key: './device_ed25519', push: false },
+      },
+    );
+    const result = await agentRun(['--config', configPath(config), '--once', '--json']);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as { result: string; errors: { code: string }[] };
+    expect(report.result).toBe('progressing');
+    expect(report.errors.map((e) => e.code)).toEqual(['source_unreachable']);
+    expect(existsSync(join(config.dirs.root, 'clock'))).toBe(false);
+  });
+
+  it('refuses a damaged journal with invalid_manifest and a hint, and touches nothing', async () => {
+    const config = await world.device('cli-damaged', { role: 'clock' });
+    await agentRun(['--config', configPath(config), '--once']);
+    const journal = join(config.dirs.state, 'journal.json');
+    writeFileSync(journal, '{"version": 1, "installed": [');
+    const result = await agentRun(['--config', configPath(config), '--once']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('error invalid_manifest');
+    expect(result.stderr).toContain('journal.json is damaged');
+    expect(readFileSync(journal, 'utf8')).toBe('{"version": 1, "installed": [');
+  });
+});
