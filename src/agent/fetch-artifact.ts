@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import got, { RequestError, type Response } from 'got';
+import type { RequestError, Response } from 'got';
 import { ProxyAgents } from '../git/proxy-agents.js';
 import { prepareRemote, redactUrl } from '../git/remote.js';
 import type { Artifact } from '../schema/fleet.js';
@@ -107,7 +107,10 @@ export async function fetchArtifact(options: FetchArtifactOptions): Promise<stri
   if (await isCached(cached, artifact.size)) return cached;
 
   const sources = artifactSources(artifact, options.mirrors);
+  // Loaded on the first download, not at start-up: most passes of a device download nothing.
+  const client = await import('got');
   const fetcher = new ArtifactFetcher(
+    client,
     { ...defaultArtifactFetchLimits, ...options.limits },
     { ...defaultArtifactRetryPolicy, ...options.retries },
     options.onProgress,
@@ -330,6 +333,7 @@ class ArtifactFetcher {
   private transferred = 0;
 
   constructor(
+    private readonly client: typeof import('got'),
     private readonly limits: ArtifactFetchLimits,
     private readonly retries: ArtifactRetryPolicy,
     private readonly onProgress: FetchArtifactOptions['onProgress'],
@@ -408,7 +412,7 @@ class ArtifactFetcher {
     sha256: string,
   ): Promise<Outcome> {
     const offset = partial.stored;
-    const stream = got.stream(source.url, {
+    const stream = this.client.default.stream(source.url, {
       headers: {
         ...source.headers,
         'accept-encoding': 'identity',
@@ -456,7 +460,7 @@ class ArtifactFetcher {
       }
     } catch (error) {
       if (this.signal?.aborted) throw this.signal.reason;
-      if (!(error instanceof RequestError)) throw error;
+      if (!(error instanceof this.client.RequestError)) throw error;
       return { kind: 'retry', reason: describeRequestError(error), progressed: partial.stored > offset };
     } finally {
       stream.destroy();

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import got from 'got';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { ProxyAgents } from './proxy-agents.js';
 
@@ -51,10 +52,56 @@ function flatHeaders(headers: Record<string, string | string[] | undefined>): Re
   return flat;
 }
 
+const redirects = new Set([301, 302, 303, 307, 308]);
+const maxRedirects = 5;
+
+/** One request and its response headers, within the connect and first-byte limits. */
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  agents: ProxyAgents,
+  limits: HttpLimits,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const agent = agents.for(url.href);
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method,
+      headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
+      agent: url.protocol === 'https:' ? agent.https : agent.http,
+      signal,
+    });
+    const fail = (reason: string) => request.destroy(new Error(reason));
+    const firstByte = setTimeout(
+      () => fail(`no response within ${limits.firstByteMs} ms`),
+      limits.firstByteMs,
+    );
+    request.once('socket', (socket) => {
+      if (!socket.connecting) return;
+      const connect = setTimeout(() => fail(`no connection within ${limits.connectMs} ms`), limits.connectMs);
+      socket.once('connect', () => clearTimeout(connect));
+      socket.once('close', () => clearTimeout(connect));
+    });
+    request.once('response', (response) => {
+      clearTimeout(firstByte);
+      resolve(response);
+    });
+    request.once('error', (error) => {
+      clearTimeout(firstByte);
+      reject(error);
+    });
+    request.end(body);
+  });
+}
+
 /**
- * The HTTP client isomorphic-git uses, on `got`: connect, first-byte and total timeouts, a response size
- * cap, proxies from the environment, no retries (the caller moves on to the next mirror) and a report of
- * every exchange. Request bodies (upload-pack wants and haves) are small and sent in one piece.
+ * The HTTP client isomorphic-git uses, on node:http: connect, first-byte and total timeouts, a response
+ * size cap, proxies from the environment, redirects of GETs followed (credentials only to the same
+ * origin), no retries (the caller moves on to the next mirror) and a report of every exchange. Request
+ * bodies (upload-pack wants and haves) are small and sent in one piece. Built on node:http rather than a
+ * client library because it is on every device's path from start to first request.
  */
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const limits = { ...defaultHttpLimits, ...options.limits };
@@ -63,50 +110,67 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     async request(request: GitHttpRequest): Promise<GitHttpResponse> {
       const method = request.method ?? 'GET';
       const body = await collectBody(request.body);
-      const stream = got.stream(request.url, {
-        method: method as 'GET' | 'POST',
-        headers: request.headers ?? {},
-        ...(body ? { body } : {}),
-        agent: agents.for(request.url),
-        timeout: { connect: limits.connectMs, response: limits.firstByteMs, request: limits.totalMs },
-        retry: { limit: 0 },
-        throwHttpErrors: false,
-        decompress: true,
-      });
-      const response = await new Promise<import('got').Response>((resolve, reject) => {
-        stream.once('response', resolve);
-        stream.once('error', reject);
-      });
+      const total = new AbortController();
+      const timer = setTimeout(
+        () => total.abort(new Error(`request took longer than ${limits.totalMs} ms`)),
+        limits.totalMs,
+      );
+      let url = new URL(request.url);
+      let headers = { ...(request.headers ?? {}) };
+      let response: IncomingMessage;
+      try {
+        for (let hop = 0; ; hop++) {
+          response = await send(url, method, headers, body, agents, limits, total.signal);
+          const location = response.headers.location;
+          if (!redirects.has(response.statusCode ?? 0) || !location || method !== 'GET') break;
+          response.resume();
+          if (hop === maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
+          const next = new URL(location, url);
+          if (next.origin !== url.origin) headers = withoutAuthorization(headers);
+          url = next;
+        }
+      } catch (error) {
+        clearTimeout(timer);
+        throw total.signal.aborted ? total.signal.reason : error;
+      }
       const exchange: HttpExchange = {
         method,
         url: request.url,
-        status: response.statusCode,
+        status: response.statusCode ?? 0,
         bytesReceived: 0,
       };
+      const source = response;
       async function* read(): AsyncIterableIterator<Uint8Array> {
         try {
-          for await (const chunk of stream as AsyncIterable<Buffer>) {
+          for await (const chunk of source as AsyncIterable<Buffer>) {
             exchange.bytesReceived += chunk.length;
             if (exchange.bytesReceived > limits.maxResponseBytes) {
               throw new Error(`response larger than ${limits.maxResponseBytes} bytes`);
             }
             yield chunk;
           }
+        } catch (error) {
+          throw total.signal.aborted ? total.signal.reason : error;
         } finally {
-          stream.destroy();
+          clearTimeout(timer);
+          source.destroy();
           options.onExchange?.(exchange);
         }
       }
       return {
-        url: response.url,
+        url: url.href,
         method,
-        statusCode: response.statusCode,
+        statusCode: response.statusCode ?? 0,
         statusMessage: response.statusMessage ?? '',
         headers: flatHeaders(response.headers),
         body: read(),
       };
     },
   };
+}
+
+function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([key]) => key.toLowerCase() !== 'authorization'));
 }
 
 /** Chunks already in memory, as the async iterator isomorphic-git takes for a body. */

@@ -1,12 +1,11 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Agents } from 'got';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 
 /**
- * Keep-alive agents for got that honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY (read at each request),
+ * Keep-alive agents (for node:http and got) that honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY (read at each request),
  * one set per proxy so connections are reused. Plain http goes to the proxy as absolute-URI requests
  * (proxies often allow CONNECT to port 443 only); https tunnels through CONNECT.
  */
@@ -17,7 +16,7 @@ export class ProxyAgents {
   };
   private readonly byProxy = new Map<string, { http: HttpAgent; https: HttpsAgent }>();
 
-  for(url: string): Agents {
+  for(url: string): { http: HttpAgent; https: HttpsAgent } {
     const proxy = getProxyForUrl(url);
     if (!proxy) return this.direct;
     let agents = this.byProxy.get(proxy);
