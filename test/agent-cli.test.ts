@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireLock } from '../src/agent/acquire-lock.js';
 import type { AgentConfig } from '../src/schema/agent-config.js';
 import { AgentWorld, script, specYaml } from './support/agent-world.js';
 import { git } from './support/git-fixture.js';
@@ -118,7 +119,12 @@ describe('gitfleet agent run', () => {
 
   it('loops until SIGTERM, then stops cleanly and releases the lock', async () => {
     const config = await world.device('cli-loop', { role: 'other' });
+    // The service waits while a one-off pass (here: this test) holds the lock, then runs.
+    const held = await acquireLock(join(config.dirs.state, 'agent.lock'));
     const agent = startAgent(['--config', configPath(config)]);
+    await sleep(1500);
+    expect(existsSync(join(config.dirs.state, 'metrics'))).toBe(false);
+    await held.release();
     await waitFor(() => existsSync(join(config.dirs.state, 'metrics', 'gitfleet.prom')), 'the first pass');
     await waitFor(() => existsSync(join(config.dirs.state, 'agent.lock')), 'the lock');
     agent.kill('SIGTERM');

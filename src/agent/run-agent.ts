@@ -25,8 +25,8 @@ export function lockPath(config: AgentConfig): string {
 }
 
 /**
- * Runs the agent under the device's lock (`agent_locked` when another agent holds it): one pass with
- * `once`, else passes until the signal aborts, each after the poll interval with jitter, backing off
+ * Runs the agent under the device's lock: one pass with `once` (`agent_locked` when another agent holds
+ * the lock), else, once the lock is free, passes until the signal aborts, each after the poll interval with jitter, backing off
  * exponentially while passes fail. Returns the last pass's report (undefined when stopped before one).
  */
 export async function runAgent(
@@ -34,7 +34,16 @@ export async function runAgent(
   options: AgentRunOptions,
 ): Promise<PassReport | undefined> {
   const ports = defaultAgentPorts(options.ports);
-  const lock = await acquireLock(lockPath(config));
+  // A one-off pass refuses to run beside another agent; the service waits for a one-off pass to end.
+  const lock = await acquireLock(lockPath(config), {
+    wait: !options.once,
+    pollMs: 1000,
+    signal: options.signal,
+  }).catch((error: unknown) => {
+    if (options.signal.aborted) return undefined;
+    throw error;
+  });
+  if (!lock) return undefined;
   const memo = createFleetMemo();
   const http = createHttpClient();
   let last: PassReport | undefined;
