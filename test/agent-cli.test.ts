@@ -108,8 +108,14 @@ describe('gitfleet agent run', () => {
     // Logs on a pipe are JSON lines; the metrics file is there for node_exporter.
     const lines = done.stderr.trim().split('\n');
     expect(lines.length).toBeGreaterThan(0);
-    for (const line of lines)
-      expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), msg: expect.any(String) });
+    for (const line of lines) {
+      const entry = JSON.parse(line) as { level: unknown; msg: unknown; time: unknown };
+      expect([typeof entry.level, typeof entry.msg, typeof entry.time]).toEqual([
+        'string',
+        'string',
+        'string',
+      ]);
+    }
     const metrics = readFileSync(join(config.dirs.state, 'metrics', 'gitfleet.prom'), 'utf8');
     expect(metrics).toContain('gitfleet_last_pass_result{result="converged"} 1');
     expect(metrics).toContain('gitfleet_packets_installed 1');

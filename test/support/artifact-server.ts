@@ -1,12 +1,12 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { join, normalize, sep } from 'node:path';
+import { locateServedFile, parseByteRange, readFileRange } from '../../src/agent/serve-artifacts.js';
 import { listenOnLoopback, stopListening } from './loopback-listener.js';
 
 /**
  * A real HTTP server for artifact downloads in tests: serves the files below a root directory on
- * loopback with `Range: bytes=N-` support, switchable faults and a request log.
+ * loopback with `Range: bytes=N-` support, switchable faults and a request log. Files are found and
+ * ranges read as `serveArtifacts` does.
  */
 
 /**
@@ -65,7 +65,7 @@ export interface ArtifactServer {
 
 /** Serves the files below `root`. Call close() in afterAll. */
 export async function startArtifactServer(root: string): Promise<ArtifactServer> {
-  const server = new FileServer(root);
+  const server = new FileServer(await realpath(root));
   await server.listen(0);
   return server;
 }
@@ -158,20 +158,17 @@ class FileServer implements ArtifactServer {
       res.end('injected failure\n');
       return;
     }
-    const file = join(this.root, normalize(decodeURIComponent(url.pathname)));
-    const size = await stat(file).then(
-      (stats) => (stats.isFile() ? stats.size : undefined),
-      () => undefined,
-    );
-    if (!file.startsWith(this.root + sep) || size === undefined) {
+    const found = await locateServedFile(this.root, url.pathname);
+    if (!found) {
       reply(404, { 'content-type': 'text/plain' });
       res.end('not found\n');
       return;
     }
+    const { path: file, size } = found;
 
     if (mode === 'too-long') {
       reply(200, { 'content-type': 'application/octet-stream' });
-      if (!(await send(res, entry, readFile(file, 0, size)))) return;
+      if (!(await send(res, entry, readFileRange(file, 0, size)))) return;
       await send(res, entry, filler(faults.extraBytes ?? 16 * 1024 * 1024));
       res.end();
       return;
@@ -180,11 +177,11 @@ class FileServer implements ArtifactServer {
       reply(200, { 'content-type': 'application/octet-stream', 'content-length': size });
       res.flushHeaders();
       const head = Math.min(size, faults.stallAfterBytes ?? 0);
-      if (head > 0) await send(res, entry, readFile(file, 0, head));
+      if (head > 0) await send(res, entry, readFileRange(file, 0, head));
       return; // never ends: the client has to time out
     }
 
-    const range = mode === 'ignore-range' ? undefined : parseRange(req.headers.range, size);
+    const range = mode === 'ignore-range' ? undefined : parseByteRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
       reply(416, { 'content-range': `bytes */${size}` });
       res.end();
@@ -195,7 +192,7 @@ class FileServer implements ArtifactServer {
     const headers = { 'content-type': 'application/octet-stream', 'content-length': end - start };
     if (range) reply(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${size}` });
     else reply(200, headers);
-    let body = readFile(file, start, end);
+    let body = readFileRange(file, start, end);
     if (mode === 'wrong-bytes') body = flip(body);
     if (mode === 'cut') body = truncate(body, faults.cutAfterBytes ?? 64 * 1024);
     if (!(await send(res, entry, body))) return;
@@ -208,24 +205,6 @@ class FileServer implements ArtifactServer {
     }
     res.end();
   }
-}
-
-/** `{start, end}` (end exclusive) for `bytes=N-` or `bytes=N-M`; undefined when absent or malformed. */
-function parseRange(
-  header: string | undefined,
-  size: number,
-): { start: number; end: number } | 'unsatisfiable' | undefined {
-  const match = /^bytes=(\d+)-(\d*)$/.exec(header ?? '');
-  if (!match) return undefined;
-  const start = Number(match[1]);
-  if (start >= size) return 'unsatisfiable';
-  const end = match[2] ? Math.min(size, Number(match[2]) + 1) : size;
-  return end > start ? { start, end } : 'unsatisfiable';
-}
-
-async function* readFile(file: string, start: number, end: number): AsyncGenerator<Buffer> {
-  if (end <= start) return;
-  yield* createReadStream(file, { start, end: end - 1, highWaterMark: chunkSize }) as AsyncIterable<Buffer>;
 }
 
 function* filler(bytes: number): Generator<Buffer> {

@@ -1,12 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { GitHttpBackend } from '../../src/git/serve-git-http.js';
 import { listenOnLoopback, stopListening } from './loopback-listener.js';
 
 /**
  * A real git smart-HTTP server for integration tests: stock `git http-backend` run as CGI behind a node
- * http server on loopback, with a request log and switchable faults for tamper tests.
+ * http server on loopback (the CGI bridge is `GitHttpBackend`, the one `serveGitHttp` uses), with a
+ * request log and switchable faults for tamper tests.
  */
 
 /**
@@ -75,12 +76,13 @@ export async function unusedUrl(): Promise<string> {
 class HttpBackendServer implements GitServer {
   readonly requests: GitRequestLogEntry[] = [];
   private readonly server: Server;
-  private readonly children = new Map<ChildProcess, Promise<void>>();
+  private readonly backend: GitHttpBackend;
   private port = 0;
   private current: GitServerMode = 'normal';
   private closed = false;
 
-  constructor(private readonly root: string) {
+  constructor(root: string) {
+    this.backend = new GitHttpBackend(root);
     this.server = createServer((req, res) => this.handle(req, res));
   }
 
@@ -119,8 +121,7 @@ class HttpBackendServer implements GitServer {
 
   private async stopListening(): Promise<void> {
     await stopListening(this.server);
-    for (const child of this.children.keys()) child.kill('SIGKILL');
-    await Promise.all(this.children.values());
+    await this.backend.killAll();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -160,96 +161,19 @@ class HttpBackendServer implements GitServer {
     entry: GitRequestLogEntry,
     truncate: boolean,
   ) {
-    const child = spawn('git', ['http-backend'], { env: this.cgiEnv(req, entry), stdio: 'pipe' });
-    this.children.set(child, new Promise((resolve) => child.once('close', () => resolve())));
-    child.once('close', () => this.children.delete(child));
-    // http-backend may exit without reading the body (errors, GET): the resulting EPIPE is expected.
-    child.stdin.on('error', () => undefined);
-    req.pipe(child.stdin);
+    const onBodyBytes = (bytes: number) => {
+      entry.bytesSent += bytes;
+    };
+    if (!truncate) return this.backend.handle(req, res, { onBodyBytes });
     // Protocol v2 lists refs by POSTing `command=ls-refs` to git-upload-pack: that is still the ref
     // advertisement, so truncate-pack must let it through. It is small, hence never gzipped.
     let requestHead = Buffer.alloc(0);
-    if (truncate) {
-      req.on('data', (chunk: Buffer) => {
-        if (requestHead.length < 64) requestHead = Buffer.concat([requestHead, chunk]);
-      });
-    }
-    res.once('close', () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    req.on('data', (chunk: Buffer) => {
+      if (requestHead.length < 64) requestHead = Buffer.concat([requestHead, chunk]);
     });
-
-    let head: Buffer | undefined = Buffer.alloc(0);
-    const held: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    const send = (chunk: Buffer): void => {
-      if (truncate) {
-        held.push(chunk);
-        return;
-      }
-      entry.bytesSent += chunk.length;
-      if (!res.write(chunk)) {
-        child.stdout.pause();
-        res.once('drain', () => child.stdout.resume());
-      }
-    };
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (head === undefined) return send(chunk);
-      head = Buffer.concat([head, chunk]);
-      const end = findHeaderEnd(head);
-      if (end === undefined) return;
-      writeCgiHead(res, head.subarray(0, end.start).toString('latin1'));
-      const rest = head.subarray(end.body);
-      head = undefined;
-      if (rest.length > 0) send(rest);
-    });
-    child.once('error', (error) => {
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
-      res.end(`cannot run git http-backend: ${error.message}\n`);
-    });
-    child.once('close', () => {
-      if (res.destroyed || res.writableEnded) return;
-      if (head !== undefined) {
-        res.writeHead(502, { 'Content-Type': 'text/plain' });
-        res.end(`git http-backend sent no CGI headers: ${Buffer.concat(stderr).toString('utf8')}`);
-        return;
-      }
-      if (truncate) {
-        const body = Buffer.concat(held);
-        const listsRefs = requestHead.includes('command=ls-refs');
-        const sent = listsRefs ? body : body.subarray(0, Math.floor(body.length / 2));
-        entry.bytesSent += sent.length;
-        res.end(sent);
-        return;
-      }
-      res.end();
-    });
-  }
-
-  private cgiEnv(req: IncomingMessage, entry: GitRequestLogEntry): NodeJS.ProcessEnv {
-    const optional = (name: string, value: string | string[] | undefined): Record<string, string> =>
-      typeof value === 'string' ? { [name]: value } : {};
-    return {
-      PATH: process.env.PATH,
-      GIT_CONFIG_NOSYSTEM: '1',
-      GIT_CONFIG_GLOBAL: '/dev/null',
-      // Command-line-scope config reaches http-backend and the upload-pack/receive-pack it runs.
-      GIT_CONFIG_COUNT: '1',
-      GIT_CONFIG_KEY_0: 'http.receivepack',
-      GIT_CONFIG_VALUE_0: 'true',
-      GIT_PROJECT_ROOT: this.root,
-      GIT_HTTP_EXPORT_ALL: '1',
-      GATEWAY_INTERFACE: 'CGI/1.1',
-      SERVER_PROTOCOL: `HTTP/${req.httpVersion}`,
-      REQUEST_METHOD: entry.method,
-      PATH_INFO: decodeURIComponent(entry.path),
-      QUERY_STRING: entry.query,
-      REMOTE_ADDR: req.socket.remoteAddress ?? '127.0.0.1',
-      ...optional('CONTENT_TYPE', req.headers['content-type']),
-      ...optional('CONTENT_LENGTH', req.headers['content-length']),
-      ...optional('GIT_PROTOCOL', req.headers['git-protocol']),
-      ...optional('HTTP_CONTENT_ENCODING', req.headers['content-encoding']),
-    };
+    const rewriteBody = (body: Buffer) =>
+      requestHead.includes('command=ls-refs') ? body : body.subarray(0, Math.floor(body.length / 2));
+    this.backend.handle(req, res, { onBodyBytes, rewriteBody });
   }
 }
 
@@ -263,26 +187,4 @@ function expectedContentType(entry: GitRequestLogEntry): string {
   if (entry.path.endsWith('/info/refs') && service) return `application/x-${service}-advertisement`;
   const post = /\/(git-upload-pack|git-receive-pack)$/.exec(entry.path)?.[1];
   return post ? `application/x-${post}-result` : 'application/octet-stream';
-}
-
-/** Where the CGI header block ends (`start`) and the body begins (`body`); CGI allows LF or CRLF. */
-function findHeaderEnd(buffer: Buffer): { start: number; body: number } | undefined {
-  const crlf = buffer.indexOf('\r\n\r\n');
-  const lf = buffer.indexOf('\n\n');
-  if (crlf === -1 && lf === -1) return undefined;
-  if (lf === -1 || (crlf !== -1 && crlf < lf)) return { start: crlf, body: crlf + 4 };
-  return { start: lf, body: lf + 2 };
-}
-
-function writeCgiHead(res: ServerResponse, head: string): void {
-  let status = 200;
-  for (const line of head.split(/\r?\n/)) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim();
-    const value = line.slice(colon + 1).trim();
-    if (name.toLowerCase() === 'status') status = Number.parseInt(value, 10) || 500;
-    else res.appendHeader(name, value);
-  }
-  res.writeHead(status);
 }

@@ -1,0 +1,4 @@
+#!/bin/sh
+# Health check after install: the program runs and the slot holds the packet it was built for.
+set -eu
+[ -x bin/logger ] && [ -s PACKET ] && bin/logger --version >/dev/null
