@@ -234,10 +234,15 @@ function failedError(artifact: Artifact, failures: readonly MirrorFailure[]): Gi
   });
 }
 
+const writeBatchBytes = 1024 * 1024;
+
 /** The download's bytes so far, on disk and hashed: always the same bytes in both. */
 class PartialFile {
   private hash: Hash = createHash('sha256');
   private bytes = 0;
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private writing: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly path: string,
@@ -273,16 +278,48 @@ class PartialFile {
     return this.hash.copy().digest('hex');
   }
 
+  /**
+   * Hashes `chunk` and queues it; queued chunks go to disk in one `writev` per MiB, with one write in
+   * flight while the next MiB arrives. `stored` counts queued bytes: they are written before any later
+   * write, reset, commit or close, since each of those waits for the queue.
+   */
   async append(chunk: Buffer): Promise<void> {
-    // O_APPEND: the bytes go after the ones hashed so far, which are exactly the file's bytes.
-    for (let done = 0; done < chunk.length;) {
-      done += (await this.handle.write(chunk, done)).bytesWritten;
-    }
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    this.queued.push(chunk);
+    this.queuedBytes += chunk.length;
+    if (this.queuedBytes < writeBatchBytes) return;
+    await this.writing;
+    this.writing = this.write(this.queued);
+    this.queued = [];
+    this.queuedBytes = 0;
+  }
+
+  /** Waits until every queued byte is on disk (not necessarily synced); rethrows a failed write. */
+  async flush(): Promise<void> {
+    await this.writing;
+    const rest = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (rest.length > 0) await this.write(rest);
+    this.writing = Promise.resolve();
+  }
+
+  private async write(chunks: Buffer[]): Promise<void> {
+    // O_APPEND: the bytes go after the ones hashed before them, which are exactly the file's bytes.
+    let pending = chunks;
+    while (pending.length > 0) {
+      let written = (await this.handle.writev(pending)).bytesWritten;
+      while (pending.length > 0 && written >= (pending[0] as Buffer).length) {
+        written -= (pending[0] as Buffer).length;
+        pending = pending.slice(1);
+      }
+      if (written > 0) pending = [(pending[0] as Buffer).subarray(written), ...pending.slice(1)];
+    }
   }
 
   async reset(): Promise<void> {
+    await this.flush().catch(() => undefined);
     await this.handle.truncate(0);
     this.hash = createHash('sha256');
     this.bytes = 0;
@@ -290,6 +327,7 @@ class PartialFile {
 
   /** Durably moves the (verified) bytes to `target`. */
   async commit(target: string): Promise<void> {
+    await this.flush();
     await this.handle.sync();
     const dir = join(target, '..');
     await mkdir(dir, { recursive: true });
@@ -299,6 +337,7 @@ class PartialFile {
 
   /** Closes the file; an empty one (nothing kept, or wrong bytes dropped) is removed. */
   async close(): Promise<void> {
+    await this.flush().catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     if (this.bytes === 0) await rm(this.path, { force: true });
   }
