@@ -6,7 +6,16 @@ import tseslint from 'typescript-eslint';
 const coreFiles = ['src/schema/**/*.ts', 'src/reconciler/**/*.ts'];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'coverage/', 'bin/'] },
+  {
+    ignores: [
+      'dist/',
+      'dist-bench/',
+      'node_modules/',
+      'coverage/',
+      'bin/',
+      'src/schema/compiled-validators.*',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

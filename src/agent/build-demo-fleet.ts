@@ -11,7 +11,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../git/package-root.js';
 import { parseAllDocuments, parseDocument } from 'yaml';
 import { commitDirectory, createBareRepo } from '../git/commit-directory.js';
 import { generateSshKey } from '../git/generate-ssh-key.js';
@@ -27,7 +27,7 @@ import { initAgent } from './init-agent.js';
 import { packArtifact } from './pack-artifact.js';
 
 /** The project's example fleet; its `artifacts/<packet name>/` folders are the artifacts' sources. */
-export const exampleFleetDir = fileURLToPath(new URL('../../fleet-example/', import.meta.url));
+export const exampleFleetDir = `${join(packageRoot(), 'fleet-example')}/`;
 
 /** Where everything of a demo lives below its folder. */
 export interface DemoPaths {

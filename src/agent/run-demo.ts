@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { diffRevisions } from '../git/diff-revisions.js';
 import type { LoopbackServer } from '../git/listen-on-loopback.js';
 import { readDeviceHistory, type DeviceHistory } from '../git/read-device-history.js';
 import { readDeviceStates, type DeviceStates } from '../git/read-device-states.js';
+import { packageRoot } from '../git/package-root.js';
 import { serveGitHttp } from '../git/serve-git-http.js';
 import type { FleetDiff } from '../reconciler/diff-fleets.js';
 import type { Labels } from '../schema/fleet.js';
@@ -28,7 +28,7 @@ export const demoDeviceIds = ['pi-0042', 'nuc-0001'] as const;
 /** The release the demo publishes between the passes: spec eu-sites asks for vpn `~4.1`. */
 export const demoUpgrade = { packet: 'vpn', from: '4.1.0', to: '4.1.1' } as const;
 
-const binRun = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+const binRun = join(packageRoot(), 'bin', 'run.js');
 
 /** How `diff`, `status` and `history` print their results: the CLI passes its own presenters in. */
 export interface DemoPresenters {

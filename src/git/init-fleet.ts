@@ -1,9 +1,7 @@
-import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-
-const schemaDir = fileURLToPath(new URL('../schema/json/', import.meta.url));
+import { publishedSchemas } from '../schema/published-schemas.js';
 
 const starter: Record<string, string> = {
   'fleet.yaml': `# yaml-language-server: $schema=schemas/fleet.schema.json
@@ -49,8 +47,8 @@ export async function initFleet(dir: string): Promise<string[]> {
     );
   }
   await mkdir(join(dir, 'schemas'), { recursive: true });
-  for (const name of (await readdir(schemaDir)).filter((n) => n.endsWith('.schema.json')).sort()) {
-    await copyFile(join(schemaDir, name), join(dir, 'schemas', name));
+  for (const [name, schema] of Object.entries(publishedSchemas)) {
+    await writeFile(join(dir, 'schemas', name), `${JSON.stringify(schema, null, 2)}\n`);
     written.push(`schemas/${name}`);
   }
   return written;

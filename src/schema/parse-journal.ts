@@ -1,6 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Journal as validate } from './compiled-validators.js';
 import type { Hooks, Labels } from './fleet.js';
-import journalSchema from './json/journal.schema.json' with { type: 'json' };
 import { makeLabels } from './labels.js';
 
 /**
@@ -59,8 +58,6 @@ export interface Journal {
 
 export const emptyJournal: Journal = { version: 1, installed: [], bad: [], step: null, interrupted: null };
 
-let validate: ValidateFunction | undefined;
-
 /** Parses journal.json, checking it against its schema. Pure; returns why it is unusable. */
 export function parseJournal(text: string): { ok: true; value: Journal } | { ok: false; message: string } {
   let data: unknown;
@@ -69,7 +66,6 @@ export function parseJournal(text: string): { ok: true; value: Journal } | { ok:
   } catch (error) {
     return { ok: false, message: (error as Error).message };
   }
-  validate ??= new Ajv({ strict: true }).compile(journalSchema);
   if (!validate(data)) {
     const first = validate.errors?.[0];
     return { ok: false, message: `${first?.instancePath || '/'} ${first?.message ?? 'invalid'}` };

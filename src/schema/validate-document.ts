@@ -1,11 +1,6 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import agentSchema from './json/agent.schema.json' with { type: 'json' };
-import deviceSchema from './json/device.schema.json' with { type: 'json' };
+import type { ErrorObject } from 'ajv';
+import * as compiled from './compiled-validators.js';
 import fleetSchema from './json/fleet.schema.json' with { type: 'json' };
-import installedSchema from './json/installed.schema.json' with { type: 'json' };
-import packetSchema from './json/packet.schema.json' with { type: 'json' };
-import specSchema from './json/spec.schema.json' with { type: 'json' };
-import statusSchema from './json/status.schema.json' with { type: 'json' };
 import { escapePointerToken, type YamlDocument } from './parse-yaml-documents.js';
 import type { Problem } from './problem.js';
 
@@ -16,21 +11,6 @@ import type { Problem } from './problem.js';
 export const fleetFields: ReadonlySet<string> = new Set(Object.keys(fleetSchema.properties));
 
 export type DocumentKind = 'Fleet' | 'Packet' | 'Spec' | 'Device' | 'Installed' | 'Status' | 'Agent';
-
-// Compiled once per process, on first use: compiling all seven costs a device's agent ~0.1 s at start-up
-// for schemas it may not need yet. coerceTypes turns the source text of numeric and boolean fields
-// (`priority: 10`) into numbers and booleans; everything else stays the string that was written.
-const ajv = new Ajv({ allErrors: true, coerceTypes: true, strict: true, verbose: true });
-const schemas: Record<DocumentKind, object> = {
-  Fleet: fleetSchema,
-  Packet: packetSchema,
-  Spec: specSchema,
-  Device: deviceSchema,
-  Installed: installedSchema,
-  Status: statusSchema,
-  Agent: agentSchema,
-};
-const validators: Partial<Record<DocumentKind, ValidateFunction>> = {};
 
 function describe(error: ErrorObject): { pointer: string; message: string } {
   const field = error.instancePath.split('/').pop() ?? '';
@@ -81,7 +61,9 @@ function describe(error: ErrorObject): { pointer: string; message: string } {
  * in place. Returns `invalid_manifest` problems located at the offending key.
  */
 export function validateDocument(kind: DocumentKind, document: YamlDocument): Problem[] {
-  const validate = (validators[kind] ??= ajv.compile(schemas[kind]));
+  // Compiled ahead of time (bin/compile-schemas.js): coerceTypes turns the source text of numeric and
+  // boolean fields (`priority: 10`) into numbers and booleans; everything else stays the string written.
+  const validate = compiled[kind];
   if (validate(document.value)) return [];
   const seen = new Set<string>();
   const problems: Problem[] = [];
