@@ -7,7 +7,7 @@ import { acquireLock } from '../src/agent/acquire-lock.js';
 import type { AgentConfig } from '../src/schema/agent-config.js';
 import { AgentWorld, script, specYaml } from './support/agent-world.js';
 import { git } from './support/git-fixture.js';
-import { ensureBuilt, projectRoot } from './support/run-cli.js';
+import { cliEnv, ensureBuilt, projectRoot } from './support/run-cli.js';
 
 /** `gitfleet agent run` as a device runs it: a child process with its own lock, logs, metrics and exit code. */
 
@@ -52,6 +52,7 @@ interface Child {
 
 function startAgent(args: readonly string[]): Child {
   const child = spawn(process.execPath, [join(projectRoot, 'bin/run.js'), 'agent', 'run', ...args], {
+    env: cliEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

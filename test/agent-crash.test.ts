@@ -11,7 +11,7 @@ import type { AgentConfig } from '../src/schema/agent-config.js';
 import type { AgentStep, Journal } from '../src/schema/parse-journal.js';
 import { AgentWorld, script, specYaml, type TestPacket } from './support/agent-world.js';
 import { git } from './support/git-fixture.js';
-import { ensureBuilt, projectRoot } from './support/run-cli.js';
+import { cliEnv, ensureBuilt, projectRoot } from './support/run-cli.js';
 
 /**
  * Crash tests (HOUSE-STYLE 11): the agent runs as a real child process (`gitfleet agent run --once --json`),
@@ -156,13 +156,13 @@ const table: CrashRow[] = [
     },
   },
   {
-    killIn: 'switching:done', // after the switch; the previous slot is already gone
+    killIn: 'switching:done', // after the switch, before the previous slot is removed: the sweep removes it
     scenario: 'upgrade',
     expect: {
       journalStep: null,
       recovery: 'none',
       currentAfterKill: '2.0.0',
-      slotsAfterKill: 1,
+      slotsAfterKill: 2,
       hookRuns: [1, 0],
       replans: false,
       stateCommit: true,
@@ -309,11 +309,8 @@ function bulkFiles(): TestPacket['files'] {
 
 /** Runs `gitfleet agent run --once --json` as a child process; `crashAt` makes it SIGKILL itself there. */
 function startAgent(device: Device, crashAt?: StepEvent) {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  const env = cliEnv();
   delete env.GITFLEET_CRASH_AT;
-  // vitest sets NODE_ENV=test, with which oclif loads the commands from src/ through tsx: twice the start
-  // time, and not the built agent a device runs.
-  delete env.NODE_ENV;
   if (crashAt !== undefined) env.GITFLEET_CRASH_AT = crashAt;
   const child = spawn(
     process.execPath,
@@ -539,7 +536,7 @@ describe.concurrent('agent crash: killed from outside, in the middle of the work
       try {
         // The hook leads its own process group: it was still running when the agent died, and outlives it.
         expect(() => process.kill(-hookPid, 0)).not.toThrow();
-        await restartMidHook(dev);
+        await restartMidHook(dev, hookPid);
       } finally {
         try {
           process.kill(-hookPid, 'SIGKILL');
@@ -551,14 +548,17 @@ describe.concurrent('agent crash: killed from outside, in the middle of the work
     slow,
   );
 
-  /** The restart runs while the orphaned hook of the killed agent still sleeps. */
-  async function restartMidHook(dev: Device): Promise<void> {
+  /** The restart stops the orphaned hook the journal names, undoes its step and installs again. */
+  async function restartMidHook(dev: Device, hookPid: number): Promise<void> {
+    expect(() => process.kill(-hookPid, 0)).not.toThrow();
     expect(readJournal(dev).step?.step).toBe('installing');
+    expect(readJournal(dev).step?.hookId).toMatch(/^[0-9a-f]{16}$/);
     expect(currentVersion(dev, 'sleeper')).toBe('1.0.0');
     expect(listing(join(dev.config.dirs.root, 'sleeper', 'slots'))).toHaveLength(2);
     expect(hookRuns(dev, 'install', 'sleeper', '2.0.0')).toBe(1);
 
     const report = await runConverged(dev);
+    expect(() => process.kill(-hookPid, 0)).toThrow();
     expect(report.actions.map((a) => `${a.outcome} ${a.type} ${a.name}`)).toEqual(['done upgrade sleeper']);
     expect(hookRuns(dev, 'install', 'sleeper', '2.0.0')).toBe(2);
     expectConverged(dev, { sleeper: '2.0.0' });

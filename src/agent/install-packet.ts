@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import type { PassError } from '../reconciler/build-device-status.js';
 import type { Packet } from '../schema/fleet.js';
 import { GitfleetError, type ErrorCode } from '../schema/gitfleet-error.js';
-import type { AgentStep, InstalledRecord, JournalStep } from '../schema/parse-journal.js';
+import type { AgentStep, InstalledRecord, Journal, JournalStep } from '../schema/parse-journal.js';
 import type { HookName } from './add-packet.js';
 import type { AgentContext } from './agent-ports.js';
 import { extractArtifact } from './extract-artifact.js';
@@ -12,10 +13,16 @@ import type { HookResult } from './run-hook.js';
 
 export const defaultHookTimeoutSeconds = 300;
 
-/** Writes the step ahead, then tells the crash-test port it started. */
+const hookSteps: ReadonlySet<AgentStep> = new Set(['installing', 'checking', 'uninstalling']);
+
+/**
+ * Writes the step ahead, then tells the crash-test port it started. A step that runs a hook gets a fresh
+ * hook id, which the hook and everything it starts inherit as `GITFLEET_HOOK_ID`.
+ */
 export async function enterStep(ctx: AgentContext, step: JournalStep): Promise<void> {
   ctx.signal?.throwIfAborted();
-  await ctx.journal.write({ step });
+  const hookId = hookSteps.has(step.step) ? randomBytes(8).toString('hex') : undefined;
+  await ctx.journal.write({ step: hookId === undefined ? step : { ...step, hookId } });
   ctx.ports.onStep(`${step.step}:start`);
 }
 
@@ -30,6 +37,7 @@ export async function runPacketHook(
   const path = packet.hooks[hook];
   if (path === undefined) return undefined;
   const paths = packetPaths(ctx.root, packet.name);
+  const hookId = ctx.journal.journal.step?.hookId;
   const result = await ctx.ports.runHook({
     hook,
     path,
@@ -40,6 +48,8 @@ export async function runPacketHook(
       GITFLEET_SLOT: paths.slot(slot),
       GITFLEET_DATA: paths.data,
       GITFLEET_PREVIOUS_SLOT: previousSlot === null ? '' : paths.slot(previousSlot),
+      // Inherited by everything the hook starts: recovery finds what a killed agent left running by it.
+      ...(hookId === undefined ? {} : { GITFLEET_HOOK_ID: hookId }),
     },
     timeoutMs: (packet.hooks.timeoutSeconds ?? defaultHookTimeoutSeconds) * 1000,
   });
@@ -74,21 +84,28 @@ export async function discardSlot(ctx: AgentContext, step: JournalStep): Promise
   }
 }
 
+/** The loop breaker's count, reset when the action it counted for has ended (done or marked bad). */
+export function clearedInterruption(ctx: AgentContext, key: string): Journal['interrupted'] {
+  const { interrupted } = ctx.journal.journal;
+  return interrupted?.key === key ? null : interrupted;
+}
+
 /** After the switch: the packet is listed as installed, the step is done, the previous slot goes. */
 export async function finishInstall(ctx: AgentContext, step: JournalStep): Promise<void> {
   const { journal } = ctx.journal;
   await ctx.journal.write({
     installed: [...journal.installed.filter((r) => r.name !== step.packet.name), step.packet],
     step: null,
-    interrupted: journal.interrupted?.key === step.key ? null : journal.interrupted,
+    interrupted: clearedInterruption(ctx, step.key),
   });
+  ctx.ports.onStep('switching:done');
+  // A crash before this removal leaves a stray slot: the sweep on the next start removes it.
   if (step.previousSlot !== null && step.previousSlot !== step.packet.slot) {
     await rm(packetPaths(ctx.root, step.packet.name).slot(step.previousSlot), {
       recursive: true,
       force: true,
     });
   }
-  ctx.ports.onStep('switching:done');
 }
 
 /**
@@ -105,6 +122,7 @@ export async function markBad(ctx: AgentContext, key: string, error: PassError):
       ...journal.bad.filter((b) => b.key !== key),
       { key, name: error.packet ?? '', code, message, ...(output ? { output } : {}) },
     ],
+    interrupted: clearedInterruption(ctx, key),
   });
   return marked;
 }

@@ -5,6 +5,7 @@ import type { AgentContext } from './agent-ports.js';
 import { maxInterruptions, recoveryTable } from './agent-steps.js';
 import { actionError, discardSlot, finishInstall, markBad } from './install-packet.js';
 import { currentSlot, packetPaths, switchCurrent } from './packet-paths.js';
+import { killHookProcesses } from './kill-hook-processes.js';
 import { finishUninstall } from './uninstall-packet.js';
 
 /** The error a packet gets when the loop breaker stops retrying it, by the step it kept dying in. */
@@ -57,6 +58,11 @@ export async function recoverJournal(ctx: AgentContext): Promise<void> {
         interruptions: count,
       },
     );
+    if (step.hookId && (await killHookProcesses(step.hookId)) > 0) {
+      ctx.ports.log.log('warn', `stopped the ${step.step} hook of ${step.packet.name} left running`, {
+        packet: step.packet.name,
+      });
+    }
     if (recovery === 'finish' && step.step === 'switching') {
       if ((await currentSlot(ctx.root, step.packet.name)) !== step.packet.slot) {
         await switchCurrent(ctx.root, step.packet.name, step.packet.slot);
@@ -69,7 +75,7 @@ export async function recoverJournal(ctx: AgentContext): Promise<void> {
       if (count >= maxInterruptions) {
         const error = actionError(
           stalledCode[step.step],
-          `the agent was interrupted ${count} times while ${step.step} ${step.packet.name}; not retried until the fleet changes it`,
+          `the agent was interrupted ${count} times while ${step.step} ${step.packet.name}`,
           step.packet.name,
         );
         await markBad(ctx, step.key, error);

@@ -2,14 +2,14 @@ import { rm } from 'node:fs/promises';
 import type { PassError } from '../reconciler/build-device-status.js';
 import type { InstalledRecord, JournalStep } from '../schema/parse-journal.js';
 import type { AgentContext } from './agent-ports.js';
-import { actionError, enterStep, markBad, runPacketHook } from './install-packet.js';
+import { actionError, clearedInterruption, enterStep, markBad, runPacketHook } from './install-packet.js';
 import { packetPaths } from './packet-paths.js';
 import { packetKey } from './packet-key.js';
 
 /** The hook succeeded and the packet is no longer listed: delete its folder, data included. */
 export async function finishUninstall(ctx: AgentContext, step: JournalStep): Promise<void> {
   await rm(packetPaths(ctx.root, step.packet.name).dir, { recursive: true, force: true });
-  await ctx.journal.write({ step: null });
+  await ctx.journal.write({ step: null, interrupted: clearedInterruption(ctx, step.key) });
   ctx.ports.onStep('removing:done');
 }
 

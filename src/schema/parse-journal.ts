@@ -44,6 +44,8 @@ export interface JournalStep {
   packet: InstalledRecord;
   /** The slot that was current when the action started, if any. */
   previousSlot: string | null;
+  /** For a step that runs a hook: the `GITFLEET_HOOK_ID` its processes carry, so recovery can stop them. */
+  hookId?: string;
 }
 
 /** The journal: one file, replaced atomically at every step. */

@@ -17,12 +17,22 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * The environment for a CLI child: the test's, without NODE_ENV (vitest sets `test`, with which oclif
+ * loads the commands from src/ through tsx instead of the built dist/).
+ */
+export function cliEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.NODE_ENV;
+  return env;
+}
+
 /** Runs `gitfleet ARGS` as a real process, exactly as a user would. */
 export function runCli(args: readonly string[], cwd = projectRoot): CliResult {
   const result = spawnSync(process.execPath, [`${projectRoot}bin/run.js`, ...args], {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1' },
+    env: cliEnv(),
     timeout: 60_000,
   });
   if (result.error) throw result.error;
