@@ -6,7 +6,6 @@ import { GitfleetError, type ErrorCode } from '../schema/gitfleet-error.js';
 import type { AgentStep, InstalledRecord, Journal, JournalStep } from '../schema/parse-journal.js';
 import type { HookName } from './add-packet.js';
 import type { AgentContext } from './agent-ports.js';
-import { extractArtifact } from './extract-artifact.js';
 import { currentSlot, packetPaths, slotName, switchCurrent } from './packet-paths.js';
 import { packetKey } from './packet-key.js';
 import type { HookResult } from './run-hook.js';
@@ -198,6 +197,7 @@ export async function installPacket(
   const paths = packetPaths(ctx.root, name);
   try {
     await rm(paths.slot(record.slot), { recursive: true, force: true });
+    const { extractArtifact } = await import('./extract-artifact.js');
     await extractArtifact(file, paths.slot(record.slot));
     await mkdir(paths.data, { recursive: true });
   } catch (error) {

@@ -17,14 +17,13 @@ import {
   type PassError,
   type PassResult,
 } from '../reconciler/build-device-status.js';
-import { planDevice } from '../reconciler/plan-device.js';
 import type { AgentConfig } from '../schema/agent-config.js';
 import type { DeviceStatus } from '../schema/device-status.js';
 import type { InstalledPacket } from '../schema/fleet.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { locatedMessage } from '../schema/problem.js';
 import { defaultAgentPorts, type AgentContext, type AgentPorts } from './agent-ports.js';
-import { executePlan, plannedReport, type ActionReport } from './execute-plan.js';
+import type { ActionReport } from './execute-plan.js';
 import { JournalFile } from './journal-file.js';
 import { recoverJournal } from './recover-journal.js';
 import { writeMetrics } from './write-metrics.js';
@@ -135,6 +134,11 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
     if (!parsed.ok) {
       throw new GitfleetError('invalid_manifest', parsed.errors.map(locatedMessage).join('\n'));
     }
+    // Loaded once the source is in: the planner and the installer are not on a device's way to its poll.
+    const [{ planDevice }, { executePlan, plannedReport }] = await Promise.all([
+      import('../reconciler/plan-device.js'),
+      import('./execute-plan.js'),
+    ]);
     const plan = planDevice(parsed.value, config.device.id, config.device.labels, installedPackets(journal));
     labels = plan.device.labels;
     if (!plan.ok) {
