@@ -235,6 +235,7 @@ function failedError(artifact: Artifact, failures: readonly MirrorFailure[]): Gi
 }
 
 const writeBatchBytes = 1024 * 1024;
+const syncBatchBytes = 64 * 1024 * 1024;
 
 /** The download's bytes so far, on disk and hashed: always the same bytes in both. */
 class PartialFile {
@@ -243,6 +244,9 @@ class PartialFile {
   private queued: Buffer[] = [];
   private queuedBytes = 0;
   private writing: Promise<void> = Promise.resolve();
+  /** A datasync running beside the download, so that the one before the rename has little left to do. */
+  private syncing: Promise<void> = Promise.resolve();
+  private unsynced = 0;
 
   private constructor(
     private readonly path: string,
@@ -316,6 +320,12 @@ class PartialFile {
       }
       if (written > 0) pending = [(pending[0] as Buffer).subarray(written), ...pending.slice(1)];
     }
+    this.unsynced += chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+    if (this.unsynced >= syncBatchBytes) {
+      this.unsynced = 0;
+      await this.syncing;
+      this.syncing = this.handle.datasync();
+    }
   }
 
   async reset(): Promise<void> {
@@ -328,6 +338,7 @@ class PartialFile {
   /** Durably moves the (verified) bytes to `target`. */
   async commit(target: string): Promise<void> {
     await this.flush();
+    await this.syncing;
     await this.handle.sync();
     const dir = join(target, '..');
     await mkdir(dir, { recursive: true });
@@ -338,6 +349,7 @@ class PartialFile {
   /** Closes the file; an empty one (nothing kept, or wrong bytes dropped) is removed. */
   async close(): Promise<void> {
     await this.flush().catch(() => undefined);
+    await this.syncing.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     if (this.bytes === 0) await rm(this.path, { force: true });
   }
