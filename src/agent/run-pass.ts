@@ -127,6 +127,8 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
         now: ports.now(),
       },
       onSkip: (remote, reason) => ports.log.log('warn', `skipped mirror ${remote}: ${reason}`),
+      onProgress: ({ phase, loaded, total }) =>
+        ports.log.progress(`sync: ${phase} ${loaded}/${total || '?'}`),
     });
     synced = true;
     revision = pulled.fleet.commit;
