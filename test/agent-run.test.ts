@@ -325,3 +325,41 @@ with tarfile.open(${JSON.stringify(file)}, 'w:gz') as t:
     expect(existsSync(join(world.dir, 'devices', 'escaped'))).toBe(false);
   });
 });
+
+describe('agent run: one failing packet stops only what depends on it', () => {
+  it('installs the independent packet, skips the dependent one, and names the failed dependency', async () => {
+    const log = join(world.dir, 'hooks-deps.log');
+    const broken = await world.packet(app('base', '1.0.0', log, { install: 'exit 7' }));
+    const needsBase = await world.packet({
+      ...app('addon', '1.0.0', log),
+      requires: [{ name: 'base', version: '^1' }],
+    });
+    const standalone = await world.packet(app('solo', '1.0.0', log));
+    world.publish({
+      'packets/base.yaml': broken,
+      'packets/addon.yaml': needsBase,
+      'packets/solo.yaml': standalone,
+      'specs/deps.yaml': specYaml('deps', { role: 'deps' }, [
+        { name: 'addon', version: '^1' },
+        { name: 'solo', version: '^1' },
+      ]),
+    });
+    const config = await world.device('dev-deps', { role: 'deps' });
+    const report = await pass(config);
+    expect(report.result).toBe('stalled');
+    expect(report.actions.map((a) => `${a.outcome} ${a.type} ${a.name}`)).toEqual([
+      'failed install base',
+      'failed install addon',
+      'done install solo',
+    ]);
+    expect(report.errors).toMatchObject([
+      { code: 'hook_failed', packet: 'base' },
+      { code: 'hook_failed', packet: 'addon', message: 'not installed: it requires base, which failed' },
+    ]);
+    expect(hookLines(log)).toEqual(['install 1.0.0', 'check 1.0.0']);
+    expect(existsSync(join(config.dirs.root, 'base'))).toBe(false);
+    expect(existsSync(join(config.dirs.root, 'addon'))).toBe(false);
+    expect(currentOf(config, 'solo')).toMatch(/^slots\//);
+    expect(report.status.packets.map((p) => p.name)).toEqual(['solo']);
+  });
+});
