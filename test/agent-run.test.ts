@@ -363,3 +363,26 @@ describe('agent run: one failing packet stops only what depends on it', () => {
     expect(report.status.packets.map((p) => p.name)).toEqual(['solo']);
   });
 });
+
+describe('agent run: the empty-set guard', () => {
+  it('refuses a plan that would uninstall everything, and uninstalls nothing', async () => {
+    const log = join(world.dir, 'hooks-guard.log');
+    const packet = await world.packet(app('keeper', '1.0.0', log));
+    world.publish({
+      'packets/keeper.yaml': packet,
+      'specs/guard.yaml': specYaml('guard', { role: 'guard' }, [{ name: 'keeper', version: '^1' }]),
+    });
+    const config = await world.device('dev-guard', { role: 'guard' });
+    expect((await pass(config)).result).toBe('converged');
+    const slot = currentOf(config, 'keeper');
+
+    world.publish({ 'specs/guard.yaml': specYaml('guard', { role: 'nobody' }, [{ name: 'keeper' }]) });
+    const report = await pass(config);
+    expect(report.result).toBe('stalled');
+    expect(report.errors.map((e) => e.code)).toEqual(['empty_set_refused']);
+    expect(report.actions).toEqual([]);
+    expect(currentOf(config, 'keeper')).toBe(slot);
+    expect(hookLines(log)).not.toContain('uninstall 1.0.0');
+    expect(report.status.packets.map((p) => p.name)).toEqual(['keeper']);
+  });
+});
