@@ -3,7 +3,8 @@ import type { Action } from '../reconciler/plan-actions.js';
 import type { DesiredPacket } from '../reconciler/resolve-desired-state.js';
 import { formatLabels } from '../schema/labels.js';
 import type { AgentContext } from './agent-ports.js';
-import { actionError, installPacket } from './install-packet.js';
+import { installPacket } from './install-packet.js';
+import { actionError } from './mark-bad.js';
 import { packetKey } from './packet-key.js';
 import { uninstallPacket } from './uninstall-packet.js';
 

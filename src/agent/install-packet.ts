@@ -1,76 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import type { PassError } from '../reconciler/build-device-status.js';
 import type { Packet } from '../schema/fleet.js';
 import { GitfleetError, type ErrorCode } from '../schema/gitfleet-error.js';
-import type { AgentStep, InstalledRecord, Journal, JournalStep } from '../schema/parse-journal.js';
-import type { HookName } from './add-packet.js';
+import type { AgentStep, InstalledRecord, JournalStep } from '../schema/parse-journal.js';
 import type { AgentContext } from './agent-ports.js';
+import { enterStep } from './enter-step.js';
+import { actionError, clearedInterruption, markBad } from './mark-bad.js';
 import { currentSlot, packetPaths, slotName, switchCurrent } from './packet-paths.js';
 import { packetKey } from './packet-key.js';
 import type { HookResult } from './run-hook.js';
-
-export const defaultHookTimeoutSeconds = 300;
-
-const hookSteps: ReadonlySet<AgentStep> = new Set(['installing', 'checking', 'uninstalling']);
-
-/**
- * Writes the step ahead, then tells the crash-test port it started. A step that runs a hook gets a fresh
- * hook id, which the hook and everything it starts inherit as `GITFLEET_HOOK_ID`.
- */
-export async function enterStep(ctx: AgentContext, step: JournalStep): Promise<void> {
-  ctx.signal?.throwIfAborted();
-  const hookId = hookSteps.has(step.step) ? randomBytes(8).toString('hex') : undefined;
-  await ctx.journal.write({ step: hookId === undefined ? step : { ...step, hookId } });
-  ctx.ports.onStep(`${step.step}:start`);
-}
-
-/** Runs one of a packet's hooks, if it has that hook, in `slot` with the GITFLEET_* environment. */
-export async function runPacketHook(
-  ctx: AgentContext,
-  packet: InstalledRecord,
-  hook: HookName,
-  slot: string,
-  previousSlot: string | null,
-): Promise<HookResult | undefined> {
-  const path = packet.hooks[hook];
-  if (path === undefined) return undefined;
-  const paths = packetPaths(ctx.root, packet.name);
-  const hookId = ctx.journal.journal.step?.hookId;
-  const result = await ctx.ports.runHook({
-    hook,
-    path,
-    slot: paths.slot(slot),
-    env: {
-      GITFLEET_PACKET: packet.name,
-      GITFLEET_VERSION: packet.labels.version ?? '',
-      GITFLEET_SLOT: paths.slot(slot),
-      GITFLEET_DATA: paths.data,
-      GITFLEET_PREVIOUS_SLOT: previousSlot === null ? '' : paths.slot(previousSlot),
-      // Inherited by everything the hook starts: recovery finds what a killed agent left running by it.
-      ...(hookId === undefined ? {} : { GITFLEET_HOOK_ID: hookId }),
-    },
-    timeoutMs: (packet.hooks.timeoutSeconds ?? defaultHookTimeoutSeconds) * 1000,
-  });
-  ctx.ports.log.log(result.ok ? 'info' : 'warn', result.message, { packet: packet.name, hook });
-  return result;
-}
-
-/** A failed action's error, as the state record carries it. */
-export function actionError(
-  code: string,
-  message: string,
-  packet: string,
-  extra: { output?: string; retryable?: boolean } = {},
-): PassError {
-  return {
-    code,
-    message: message.slice(0, 4000),
-    packet,
-    ...(extra.output ? { output: extra.output.slice(-8000) } : {}),
-    retryable: extra.retryable ?? false,
-  };
-}
+import { runPacketHook } from './run-packet-hook.js';
 
 /** Removes a slot that never became current; the whole packet folder when nothing of it is installed. */
 export async function discardSlot(ctx: AgentContext, step: JournalStep): Promise<void> {
@@ -81,12 +20,6 @@ export async function discardSlot(ctx: AgentContext, step: JournalStep): Promise
   else if ((await currentSlot(ctx.root, name)) !== slot) {
     await rm(paths.slot(slot), { recursive: true, force: true });
   }
-}
-
-/** The loop breaker's count, reset when the action it counted for has ended (done or marked bad). */
-export function clearedInterruption(ctx: AgentContext, key: string): Journal['interrupted'] {
-  const { interrupted } = ctx.journal.journal;
-  return interrupted?.key === key ? null : interrupted;
 }
 
 /** After the switch: the packet is listed as installed, the step is done, the previous slot goes. */
@@ -105,25 +38,6 @@ export async function finishInstall(ctx: AgentContext, step: JournalStep): Promi
       force: true,
     });
   }
-}
-
-/**
- * Ends the step in flight and remembers the packet as bad, so it is not retried until the fleet changes
- * it. Returns the error as every later pass reports it, so the state does not change between them.
- */
-export async function markBad(ctx: AgentContext, key: string, error: PassError): Promise<PassError> {
-  const { journal } = ctx.journal;
-  const marked = { ...error, message: `${error.message} (not retried until the fleet changes this packet)` };
-  const { code, message, output } = marked;
-  await ctx.journal.write({
-    step: null,
-    bad: [
-      ...journal.bad.filter((b) => b.key !== key),
-      { key, name: error.packet ?? '', code, message, ...(output ? { output } : {}) },
-    ],
-    interrupted: clearedInterruption(ctx, key),
-  });
-  return marked;
 }
 
 /** Rolls a failed install or check back: the new slot goes, the previous stays current, the packet is bad. */

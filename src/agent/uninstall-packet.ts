@@ -2,7 +2,9 @@ import { rm } from 'node:fs/promises';
 import type { PassError } from '../reconciler/build-device-status.js';
 import type { InstalledRecord, JournalStep } from '../schema/parse-journal.js';
 import type { AgentContext } from './agent-ports.js';
-import { actionError, clearedInterruption, enterStep, markBad, runPacketHook } from './install-packet.js';
+import { enterStep } from './enter-step.js';
+import { actionError, clearedInterruption, markBad } from './mark-bad.js';
+import { runPacketHook } from './run-packet-hook.js';
 import { packetPaths } from './packet-paths.js';
 import { packetKey } from './packet-key.js';
 

@@ -1,0 +1,44 @@
+import type { PassError } from '../reconciler/build-device-status.js';
+import type { Journal } from '../schema/parse-journal.js';
+import type { AgentContext } from './agent-ports.js';
+
+/** A failed action's error, as the state record carries it. */
+export function actionError(
+  code: string,
+  message: string,
+  packet: string,
+  extra: { output?: string; retryable?: boolean } = {},
+): PassError {
+  return {
+    code,
+    message: message.slice(0, 4000),
+    packet,
+    ...(extra.output ? { output: extra.output.slice(-8000) } : {}),
+    retryable: extra.retryable ?? false,
+  };
+}
+
+/** The loop breaker's count, reset when the action it counted for has ended (done or marked bad). */
+export function clearedInterruption(ctx: AgentContext, key: string): Journal['interrupted'] {
+  const { interrupted } = ctx.journal.journal;
+  return interrupted?.key === key ? null : interrupted;
+}
+
+/**
+ * Ends the step in flight and remembers the packet as bad, so it is not retried until the fleet changes
+ * it. Returns the error as every later pass reports it, so the state does not change between them.
+ */
+export async function markBad(ctx: AgentContext, key: string, error: PassError): Promise<PassError> {
+  const { journal } = ctx.journal;
+  const marked = { ...error, message: `${error.message} (not retried until the fleet changes this packet)` };
+  const { code, message, output } = marked;
+  await ctx.journal.write({
+    step: null,
+    bad: [
+      ...journal.bad.filter((b) => b.key !== key),
+      { key, name: error.packet ?? '', code, message, ...(output ? { output } : {}) },
+    ],
+    interrupted: clearedInterruption(ctx, key),
+  });
+  return marked;
+}
