@@ -386,3 +386,34 @@ describe('agent run: the empty-set guard', () => {
     expect(report.status.packets.map((p) => p.name)).toEqual(['keeper']);
   });
 });
+
+describe('agent run: the same artifact under other labels', () => {
+  it('relabels without unpacking or running a hook', async () => {
+    const log = join(world.dir, 'hooks-relabel.log');
+    const first = app('label', '1.0.0', log);
+    const manifest = await world.packet(first);
+    world.publish({
+      'packets/label.yaml': manifest,
+      'specs/relabel.yaml': specYaml('relabel', { role: 'relabel' }, [{ name: 'label', version: '^1' }]),
+    });
+    const config = await world.device('dev-relabel', { role: 'relabel' });
+    expect((await pass(config)).result).toBe('converged');
+    const slot = currentOf(config, 'label');
+    const hooks = hookLines(log).length;
+
+    const artifact = {
+      url: /url: (\S+)/.exec(manifest)?.[1] ?? '',
+      sha256: /sha256: (\S+)/.exec(manifest)?.[1] ?? '',
+      size: Number(/size: (\d+)/.exec(manifest)?.[1]),
+    };
+    world.publish({
+      'packets/label-1.0.1.yaml': world.manifest({ ...first, labels: { version: '1.0.1' } }, artifact),
+    });
+    const report = await pass(config);
+    expect(report.actions.map((a) => `${a.outcome} ${a.type} ${a.name}`)).toEqual(['done upgrade label']);
+    expect(hookLines(log)).toHaveLength(hooks);
+    expect(currentOf(config, 'label')).toBe(slot);
+    expect(report.status.packets.find((p) => p.name === 'label')?.labels.version).toBe('1.0.1');
+    expect((await pass(config)).actions).toEqual([]);
+  });
+});
