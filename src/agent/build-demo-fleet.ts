@@ -265,7 +265,7 @@ export async function buildDemoFleet(options: BuildDemoFleetOptions): Promise<De
     });
   }
 
-  const repo = await createBareRepo(paths.repo, 'main');
+  const repo = await createBareRepo(paths.repo);
   const key = parseSshPrivateKey(release.privateKey);
   const commit = await commitDirectory(repo, paths.fleet, {
     message:

@@ -3,14 +3,14 @@ import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-import type { GitRepo } from './git-repo.js';
+import { openRepo, type GitRepo } from './git-repo.js';
 import type { SshPrivateKey } from './ssh-key.js';
 import { writeSignedCommit, type CommitIdentity } from './write-signed-commit.js';
 
-/** Creates a bare repository at `path` (kept as it is when one exists) whose HEAD names `branch`. */
-export async function createBareRepo(path: string, branch = 'main'): Promise<GitRepo> {
-  await git.init({ fs, gitdir: path, bare: true, defaultBranch: branch });
-  return { fs, dir: path, gitdir: path, cache: {} };
+/** Creates a bare repository at `path` (kept as it is when one exists) whose HEAD names `main`. */
+export async function createBareRepo(path: string): Promise<GitRepo> {
+  await git.init({ fs, gitdir: path, bare: true, defaultBranch: 'main' });
+  return openRepo(path);
 }
 
 interface TreeEntry {
@@ -23,19 +23,18 @@ interface TreeEntry {
 /**
  * Writes the tree of `dir` as git would store it after `git add -A`: regular files as blobs (mode 100755
  * when the owner may execute them, else 100644), symlinks as links (their target, not followed), folders
- * as trees. Empty folders, names in `exclude` (top level only) and anything else (sockets, fifos) are
- * left out. Returns the tree id.
+ * as trees. Empty folders and anything else (sockets, fifos) are left out. Returns the tree id, or
+ * undefined when nothing in `dir` was kept.
  */
-async function writeDirectoryTree(repo: GitRepo, dir: string, exclude: ReadonlySet<string>): Promise<string> {
+async function writeDirectoryTree(repo: GitRepo, dir: string): Promise<string | undefined> {
   const { gitdir } = repo;
   const entries: TreeEntry[] = [];
   for (const name of (await readdir(dir)).sort()) {
-    if (exclude.has(name)) continue;
     const path = join(dir, name);
     const info = await lstat(path);
     if (info.isDirectory()) {
-      const oid = await writeDirectoryTree(repo, path, new Set());
-      if (oid !== emptyTree) entries.push({ mode: '040000', path: name, oid, type: 'tree' });
+      const oid = await writeDirectoryTree(repo, path);
+      if (oid !== undefined) entries.push({ mode: '040000', path: name, oid, type: 'tree' });
     } else if (info.isFile()) {
       const oid = await git.writeBlob({ fs: repo.fs, gitdir, blob: await readFile(path) });
       entries.push({ mode: info.mode & 0o100 ? '100755' : '100644', path: name, oid, type: 'blob' });
@@ -45,11 +44,8 @@ async function writeDirectoryTree(repo: GitRepo, dir: string, exclude: ReadonlyS
       entries.push({ mode: '120000', path: name, oid, type: 'blob' });
     }
   }
-  return git.writeTree({ fs: repo.fs, gitdir, tree: entries });
+  return entries.length === 0 ? undefined : git.writeTree({ fs: repo.fs, gitdir, tree: entries });
 }
-
-/** The id of the empty tree, as every git computes it. */
-const emptyTree = '4b825dc642cb6eb9a060e54bf8d69288fbfad904';
 
 export interface CommitDirectoryRequest {
   /** The commit the new one follows; none for the first commit. */
@@ -60,15 +56,13 @@ export interface CommitDirectoryRequest {
   time: number;
   /** Signs the commit as `git commit -S` with `gpg.format=ssh` does. */
   key: SshPrivateKey;
-  /** A branch (`main`) to move to the new commit. */
-  branch?: string;
-  /** Top-level names of `dir` not to commit (e.g. `.git`). */
-  exclude?: readonly string[];
+  /** The branch (`main`) to move to the new commit. */
+  branch: string;
 }
 
 /**
  * Commits the files of the folder `dir` (not a working tree: every file is taken, nothing is staged) as a
- * signed commit into `repo`, and moves `branch` to it when given. Returns the commit id.
+ * signed commit into `repo`, and moves `branch` to it. Returns the commit id.
  *
  * Throws `rollback_refused` when `branch` exists and does not point at `parent` (someone else moved it):
  * the branch only ever moves forward.
@@ -78,16 +72,16 @@ export async function commitDirectory(
   dir: string,
   request: CommitDirectoryRequest,
 ): Promise<string> {
-  const tree = await writeDirectoryTree(repo, dir, new Set(request.exclude ?? []));
-  const ref = request.branch === undefined ? undefined : `refs/heads/${request.branch}`;
-  if (ref !== undefined) {
-    const current = await git.resolveRef({ fs: repo.fs, gitdir: repo.gitdir, ref }).catch(() => undefined);
-    if (current !== undefined && current !== request.parent) {
-      throw new GitfleetError(
-        'rollback_refused',
-        `${ref} is at ${current}, not at the parent ${request.parent ?? '(none)'} of the new commit`,
-      );
-    }
+  const tree =
+    (await writeDirectoryTree(repo, dir)) ??
+    (await git.writeTree({ fs: repo.fs, gitdir: repo.gitdir, tree: [] }));
+  const ref = `refs/heads/${request.branch}`;
+  const current = await git.resolveRef({ fs: repo.fs, gitdir: repo.gitdir, ref }).catch(() => undefined);
+  if (current !== undefined && current !== request.parent) {
+    throw new GitfleetError(
+      'rollback_refused',
+      `${ref} is at ${current}, not at the parent ${request.parent ?? '(none)'} of the new commit`,
+    );
   }
   const commit = await writeSignedCommit(repo, {
     tree,
@@ -97,7 +91,6 @@ export async function commitDirectory(
     time: request.time,
     key: request.key,
   });
-  if (ref !== undefined)
-    await git.writeRef({ fs: repo.fs, gitdir: repo.gitdir, ref, value: commit, force: true });
+  await git.writeRef({ fs: repo.fs, gitdir: repo.gitdir, ref, value: commit, force: true });
   return commit;
 }
