@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { stringify } from 'yaml';
-import type { Labels, Packet, Spec } from '../src/schema/fleet.js';
+import type { Packet, Spec } from '../src/schema/fleet.js';
 import { sortedLabels } from '../src/schema/labels.js';
 import { commitFiles, git, type SigningKey } from '../test/support/git-fixture.js';
 import { generateFleet } from './generate-fleet.js';
@@ -21,18 +21,20 @@ export interface FleetRepoShape {
 
 export const benchShape: FleetRepoShape = { packets: 4_000, specs: 1_000, devices: 5_000, commits: 5_000 };
 
-function labels(value: Labels): Record<string, string> {
-  return sortedLabels(value);
-}
-
 function packetYaml(p: Packet): string {
   return stringify({
     kind: 'Packet',
     name: p.name,
-    labels: labels(p.labels),
+    labels: sortedLabels(p.labels),
     artifact: p.artifact,
     ...(p.requires.length > 0
-      ? { requires: p.requires.map((r) => ({ name: r.name, labels: labels(r.labels), version: r.version })) }
+      ? {
+          requires: p.requires.map((r) => ({
+            name: r.name,
+            labels: sortedLabels(r.labels),
+            version: r.version,
+          })),
+        }
       : {}),
   });
 }
@@ -41,12 +43,12 @@ function specYaml(s: Spec): string {
   return stringify({
     kind: 'Spec',
     id: s.id,
-    target: labels(s.target),
+    target: sortedLabels(s.target),
     priority: s.priority,
     ...(s.rollout ? { rollout: s.rollout } : {}),
     apps: s.apps.map((a) => ({
       name: a.name,
-      labels: labels(a.labels),
+      labels: sortedLabels(a.labels),
       ...(a.version ? { version: a.version } : {}),
     })),
   });
@@ -61,7 +63,7 @@ export function fleetFiles(seed: number, shape: FleetRepoShape = benchShape) {
   // Device records sharded by fleet, as a large fleet repository would keep them: without thin packs a
   // changed tree is fetched whole, so a flat folder of 5,000 records costs ~120 KB per changed record.
   for (const d of devices) {
-    const record = stringify({ kind: 'Device', id: d.id, labels: labels(d.labels) });
+    const record = stringify({ kind: 'Device', id: d.id, labels: sortedLabels(d.labels) });
     files.set(`devices/${d.labels.fleet ?? 'none'}/${d.id}.yaml`, record);
   }
   return { files, devices };

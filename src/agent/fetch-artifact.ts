@@ -8,6 +8,7 @@ import { ProxyAgents } from '../git/proxy-agents.js';
 import { prepareRemote, redactUrl } from '../git/remote.js';
 import type { Artifact } from '../schema/fleet.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { syncPath } from './write-file-atomic.js';
 
 /** Per-request timeouts. A timed-out request is retried and resumes where it stopped. */
 export interface ArtifactFetchLimits {
@@ -343,7 +344,7 @@ class PartialFile {
     const dir = join(target, '..');
     await mkdir(dir, { recursive: true });
     await rename(this.path, target);
-    await syncDir(dir);
+    await syncPath(dir);
   }
 
   /** Closes the file; an empty one (nothing kept, or wrong bytes dropped) is removed. */
@@ -352,15 +353,6 @@ class PartialFile {
     await this.syncing.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     if (this.bytes === 0) await rm(this.path, { force: true });
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { parseAgentConfig } from '../schema/agent-config.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import type { Labels } from '../schema/fleet.js';
-import { sortedLabels } from '../schema/labels.js';
+import { overlayLabels, sortedLabels } from '../schema/labels.js';
 import { generateSshKey } from '../git/generate-ssh-key.js';
 import { detectLabels } from './load-agent-config.js';
 
@@ -70,7 +70,7 @@ export async function initAgent(options: InitAgentOptions): Promise<InitAgentRes
     {
       kind: 'Device',
       id: options.id,
-      labels: sortedLabels({ ...detectLabels(), ...options.labels }),
+      labels: sortedLabels(overlayLabels(detectLabels(), options.labels)),
       publicKey: generated.publicKey,
     },
     { lineWidth: 0 },

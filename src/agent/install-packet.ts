@@ -122,13 +122,13 @@ export async function installPacket(
   ctx.ports.onStep('extracting:done');
 
   await enterStep(ctx, step('installing'));
-  const installed = await runPacketHook(ctx, record, 'install', record.slot, previousSlot);
+  const installed = await runPacketHook(ctx, record, 'install');
   if (installed && !installed.ok)
     return rollBack(ctx, step('installing'), hookError('hook_failed', installed, name));
   ctx.ports.onStep('installing:done');
 
   await enterStep(ctx, step('checking'));
-  const checked = await runPacketHook(ctx, record, 'check', record.slot, previousSlot);
+  const checked = await runPacketHook(ctx, record, 'check');
   if (checked && !checked.ok)
     return rollBack(ctx, step('checking'), hookError('check_failed', checked, name));
   ctx.ports.onStep('checking:done');

@@ -2,7 +2,7 @@ import { arch, machine, platform } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseAgentConfig, type AgentConfig } from '../schema/agent-config.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-import { makeLabels } from '../schema/labels.js';
+import { overlayLabels } from '../schema/labels.js';
 import { locatedMessage } from '../schema/problem.js';
 import { readBounded } from '../git/read-bounded.js';
 
@@ -31,7 +31,7 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
     ...config,
     device: {
       ...config.device,
-      labels: makeLabels(Object.entries({ ...detectLabels(), ...config.device.labels })),
+      labels: overlayLabels(detectLabels(), config.device.labels),
     },
     trust: { ...config.trust, allowedSigners: at(config.trust.allowedSigners) },
     dirs: { state: at(config.dirs.state), root: at(config.dirs.root) },

@@ -2,17 +2,17 @@ import type { PassError } from '../reconciler/build-device-status.js';
 import type { Journal } from '../schema/parse-journal.js';
 import type { AgentContext } from './agent-ports.js';
 
-/** A failed action's error, as the state record carries it. */
+/** An error of a pass or of one packet's action (`packet`), as the state record carries it. */
 export function actionError(
   code: string,
   message: string,
-  packet: string,
+  packet: string | undefined,
   extra: { output?: string; retryable?: boolean } = {},
 ): PassError {
   return {
     code,
     message: message.slice(0, 4000),
-    packet,
+    ...(packet === undefined ? {} : { packet }),
     ...(extra.output ? { output: extra.output.slice(-8000) } : {}),
     retryable: extra.retryable ?? false,
   };

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { createWriteStream } from 'node:fs';
-import { lstat, open, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Pack } from 'tar';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { syncPath } from './write-file-atomic.js';
 
 /** The kinds of entry an artifact holds; anything else in a source directory is refused. */
 export type ArtifactEntryType = 'file' | 'directory' | 'symlink';
@@ -188,8 +189,7 @@ export async function packArtifact(
       },
       createWriteStream(outFile, { flags: 'wx', mode: 0o644 }),
     );
-    const handle = await open(outFile, 'r');
-    await handle.sync().finally(() => handle.close());
+    await syncPath(outFile);
   } catch (error) {
     await rm(outFile, { force: true });
     throw error;

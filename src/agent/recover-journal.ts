@@ -38,7 +38,7 @@ async function sweepSlots(ctx: AgentContext): Promise<void> {
 }
 
 /**
- * Run at the start of every pass: finishes or undoes the step the journal says was in flight, following
+ * Run at the start of every pass but a dry run: finishes or undoes the step the journal says was in flight, following
  * the recovery table, then sweeps stray slots. Counts interruptions of the same action in the same step;
  * at `maxInterruptions` the packet is marked bad (the loop breaker): the pass then reports it stalled.
  */

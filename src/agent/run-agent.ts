@@ -12,6 +12,7 @@ import { runPass, type PassReport } from './run-pass.js';
 export interface AgentRunOptions {
   /** One pass, then return its report. */
   once: boolean;
+  /** Plan without changing anything: one pass, whatever `once` says. */
   dryRun?: boolean;
   /** SIGTERM: the agent stops between steps and returns. */
   signal: AbortSignal;
@@ -25,18 +26,21 @@ export function lockPath(config: AgentConfig): string {
 }
 
 /**
- * Runs the agent under the device's lock: one pass with `once` (`agent_locked` when another agent holds
- * the lock), else, once the lock is free, passes until the signal aborts, each after the poll interval with jitter, backing off
- * exponentially while passes fail. Returns the last pass's report (undefined when stopped before one).
+ * Runs the agent under the device's lock: one pass with `once` or `dryRun` (`agent_locked` when another
+ * agent holds the lock), else, once the lock is free, passes until the signal aborts, each after the poll
+ * interval with jitter, backing off exponentially while passes are `progressing` (every error retryable:
+ * a mirror down) or throw; a `stalled` pass resets the backoff, since only a fleet change helps it.
+ * Returns the last pass's report (undefined when stopped before one).
  */
 export async function runAgent(
   config: AgentConfig,
   options: AgentRunOptions,
 ): Promise<PassReport | undefined> {
   const ports = defaultAgentPorts(options.ports);
+  const once = options.once || options.dryRun === true;
   // A one-off pass refuses to run beside another agent; the service waits for a one-off pass to end.
   const lock = await acquireLock(lockPath(config), {
-    wait: !options.once,
+    wait: !once,
     pollMs: 1000,
     signal: options.signal,
   }).catch((error: unknown) => {
@@ -56,11 +60,11 @@ export async function runAgent(
         failures = last.result === 'progressing' ? failures + 1 : 0;
       } catch (error) {
         if (options.signal.aborted) break;
-        if (options.once) throw error;
+        if (once) throw error;
         failures += 1;
         ports.log.log('error', `pass failed: ${error instanceof Error ? error.message : String(error)}`);
       }
-      if (options.once) break;
+      if (once) break;
       const seconds = nextPollDelay(config.poll, failures, Math.random());
       ports.log.log('info', `next pass in ${seconds.toFixed(1)} s`);
       await sleep(seconds * 1000, undefined, { signal: options.signal }).catch(() => undefined);

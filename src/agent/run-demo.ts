@@ -10,6 +10,7 @@ import { packageRoot } from '../git/package-root.js';
 import { serveGitHttp } from '../git/serve-git-http.js';
 import type { FleetDiff } from '../reconciler/diff-fleets.js';
 import type { Labels } from '../schema/fleet.js';
+import { shortRevision } from '../reconciler/summarise-status.js';
 import { formatLabels } from '../schema/labels.js';
 import {
   buildDemoFleet,
@@ -269,7 +270,7 @@ async function publish(dir: string, git: LoopbackServer, artifacts: LoopbackServ
     [
       `Packed ${fleet.artifacts} artifacts (one per packet variant, from fleet-example/artifacts/) into ${paths.artifacts}`,
       'and wrote their sha256 and size into the packet manifests.',
-      `Signed commit ${fleet.commits[0]?.slice(0, 12)} on main of ${paths.repo}`,
+      `Signed commit ${shortRevision(fleet.commits[0] ?? '')} on main of ${paths.repo}`,
       `with a new release key; devices trust it through ${paths.allowedSigners}.`,
       '',
       'Two devices, each with its own key (its public key is in its device record) and agent.yaml:',
@@ -302,7 +303,7 @@ async function report(fleet: DemoFleet, narrator: Narrator, present: DemoPresent
   const [device] = fleet.devices;
   narrator.heading('4. What the release changes, for every device with a record (a pull request comment)');
   narrator.say('Look at: which devices change, how, and which spec makes them.');
-  narrator.command(['diff', first.slice(0, 12), second.slice(0, 12), '--dir', paths.repo]);
+  narrator.command(['diff', shortRevision(first), shortRevision(second), '--dir', paths.repo]);
   const diff = present.diff((await diffRevisions(paths.repo, first, second)).diff);
   narrator.output(diff);
 
@@ -371,7 +372,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         edit: releaseUpgrade,
       });
       narrator.say(
-        `Added ${packet} ${to} to packets/${packet}.yaml (spec eu-sites asks for ${packet} ~4.1), packed its artifact,\nsigned commit ${second.slice(0, 12)} on top of ${fleet.commits[0]?.slice(0, 12)}.`,
+        `Added ${packet} ${to} to packets/${packet}.yaml (spec eu-sites asks for ${packet} ~4.1), packed its artifact,\nsigned commit ${shortRevision(second)} on top of ${shortRevision(fleet.commits[0] ?? '')}.`,
       );
       const again = await passes(fleet, 2, first, narrator);
 

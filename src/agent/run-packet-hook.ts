@@ -6,18 +6,22 @@ import type { HookResult } from './run-hook.js';
 
 export const defaultHookTimeoutSeconds = 300;
 
-/** Runs one of a packet's hooks, if it has that hook, in `slot` with the GITFLEET_* environment. */
+/**
+ * Runs one of a packet's hooks, if it has that hook, in the packet's slot with the GITFLEET_* environment,
+ * for the step in flight (its previous slot and hook id come from the journal).
+ */
 export async function runPacketHook(
   ctx: AgentContext,
   packet: InstalledRecord,
   hook: HookName,
-  slot: string,
-  previousSlot: string | null,
 ): Promise<HookResult | undefined> {
   const path = packet.hooks[hook];
   if (path === undefined) return undefined;
   const paths = packetPaths(ctx.root, packet.name);
-  const hookId = ctx.journal.journal.step?.hookId;
+  const { slot } = packet;
+  const step = ctx.journal.journal.step;
+  const previousSlot = step?.previousSlot ?? null;
+  const hookId = step?.hookId;
   const result = await ctx.ports.runHook({
     hook,
     path,

@@ -1,31 +1,31 @@
-import * as fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HttpClient } from 'isomorphic-git';
-import { parseAllowedSigners } from '../git/allowed-signers.js';
+import { loadAllowedSigners } from '../git/allowed-signers.js';
 import type { GitRepo } from '../git/git-repo.js';
-import { createHttpClient } from '../git/http-client.js';
+import { createHttpClient, type HttpClient } from '../git/http-client.js';
+import { invalidFleet } from '../git/load-fleet.js';
 import { pullFleet } from '../git/pull-fleet.js';
 import { createFleetMemo, type FleetMemo } from '../git/read-fleet-at.js';
 import { recordState, type RecordResult } from '../git/record-state.js';
 import { prepareRemote, type CredentialEnv } from '../git/remote.js';
 import { parseSshPrivateKey } from '../git/ssh-key.js';
-import { acceptedRevision, initSourceRepo } from '../git/sync-source.js';
+import { acceptedRevision, initSourceRepo, sourceRepo } from '../git/sync-source.js';
 import {
   buildDeviceStatus,
   passResult,
   type PassError,
   type PassResult,
 } from '../reconciler/build-device-status.js';
+import { shortRevision } from '../reconciler/summarise-status.js';
 import type { AgentConfig } from '../schema/agent-config.js';
 import type { DeviceStatus } from '../schema/device-status.js';
 import type { InstalledPacket } from '../schema/fleet.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
-import { locatedMessage } from '../schema/problem.js';
 import { defaultAgentPorts, type AgentContext, type AgentPorts } from './agent-ports.js';
 import type { ActionReport } from './execute-plan.js';
 import { JournalFile } from './journal-file.js';
 import { recoverJournal } from './recover-journal.js';
+import { actionError } from './mark-bad.js';
 import { writeMetrics } from './write-metrics.js';
 
 export interface PassOptions {
@@ -52,12 +52,6 @@ export interface PassReport {
   recorded: RecordResult | undefined;
 }
 
-/** The device's local bare repository: the verified source and its own state ref. */
-export function sourceRepo(stateDir: string): GitRepo {
-  const dir = join(stateDir, 'source.git');
-  return { fs, dir, gitdir: dir, cache: {} };
-}
-
 function installedPackets(journal: JournalFile): InstalledPacket[] {
   return journal.journal.installed.map(({ name, labels, sha256, requires }) => ({
     name,
@@ -65,10 +59,6 @@ function installedPackets(journal: JournalFile): InstalledPacket[] {
     sha256,
     requires,
   }));
-}
-
-function passError(error: GitfleetError): PassError {
-  return { code: error.code, message: error.message.slice(0, 4000), retryable: error.retryable };
 }
 
 /**
@@ -106,13 +96,7 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
   const errors: PassError[] = [];
   let synced = false;
   try {
-    const signersPath = config.trust.allowedSigners;
-    const signers = await readFile(signersPath, 'utf8').catch((cause: unknown) => {
-      throw new GitfleetError('untrusted_revision', `cannot read the allowed signers ${signersPath}`, {
-        cause,
-      });
-    });
-    const allowedSigners = parseAllowedSigners(signers, signersPath);
+    const allowedSigners = await loadAllowedSigners(config.trust.allowedSigners);
     const pulled = await pullFleet({
       repo,
       http,
@@ -133,9 +117,7 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
     synced = true;
     revision = pulled.fleet.commit;
     const parsed = pulled.fleet.result;
-    if (!parsed.ok) {
-      throw new GitfleetError('invalid_manifest', parsed.errors.map(locatedMessage).join('\n'));
-    }
+    if (!parsed.ok) throw invalidFleet(parsed.errors);
     // Loaded once the source is in: the planner and the installer are not on a device's way to its poll.
     const [{ planDevice }, { executePlan, plannedReport }] = await Promise.all([
       import('../reconciler/plan-device.js'),
@@ -155,11 +137,11 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
     }
   } catch (error) {
     if (!(error instanceof GitfleetError)) throw error;
-    errors.push(passError(error));
+    errors.push(actionError(error.code, error.message, undefined, { retryable: error.retryable }));
   }
   ports.log.log(
     errors.length === 0 ? 'info' : 'warn',
-    `pass ${passResult(errors)} at ${revision.slice(0, 12)}`,
+    `pass ${passResult(errors)} at ${shortRevision(revision)}`,
     {
       revision,
       actions: actions.length,

@@ -33,7 +33,7 @@ export async function uninstallPacket(
   });
 
   await enterStep(ctx, step('uninstalling'));
-  const result = await runPacketHook(ctx, record, 'uninstall', record.slot, null);
+  const result = await runPacketHook(ctx, record, 'uninstall');
   if (result && !result.ok) {
     const error = actionError('hook_failed', result.message, record.name, { output: result.output });
     return markBad(ctx, key, error);

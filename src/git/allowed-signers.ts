@@ -1,4 +1,5 @@
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { readBounded } from './read-bounded.js';
 import { isSshKeyType, parseSshPublicKeyBlob, type SshPublicKey } from './ssh-key.js';
 import { decodeBase64, quoteUntrusted } from './ssh-wire.js';
 
@@ -246,4 +247,15 @@ function isKeyTypeName(token: string): boolean {
 /** Fails the current line; `parseAllowedSigners` adds `path:line` and the error code. */
 function fail(reason: string): never {
   throw new Error(reason);
+}
+
+/**
+ * Reads and parses an allowed signers file (bounded like every input). Throws `untrusted_revision` when it
+ * cannot be read or has a malformed line: without it, no signature can be trusted.
+ */
+export async function loadAllowedSigners(path: string): Promise<AllowedSigner[]> {
+  const data = await readBounded(path).catch((cause: unknown) => {
+    throw new GitfleetError('untrusted_revision', `cannot read the allowed signers file ${path}`, { cause });
+  });
+  return parseAllowedSigners(Buffer.from(data).toString('utf8'), path);
 }

@@ -4,6 +4,8 @@ import { request as httpsRequest } from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { ProxyAgents } from './proxy-agents.js';
 
+export type { HttpClient };
+
 export interface HttpLimits {
   /** Time to open the TCP connection. */
   connectMs: number;
@@ -22,18 +24,8 @@ export const defaultHttpLimits: HttpLimits = {
   maxResponseBytes: 1024 * 1024 * 1024,
 };
 
-/** What one request did, for request counting, logs and benchmarks. Never holds headers (credentials). */
-export interface HttpExchange {
-  method: string;
-  url: string;
-  status: number;
-  bytesReceived: number;
-}
-
 export interface HttpClientOptions {
   limits?: Partial<HttpLimits>;
-  /** Called when a response body has been read to its end (or failed). */
-  onExchange?: (exchange: HttpExchange) => void;
 }
 
 /** A request body read whole (upload-pack requests are small), or undefined when there is none. */
@@ -55,111 +47,111 @@ function flatHeaders(headers: Record<string, string | string[] | undefined>): Re
 const redirects = new Set([301, 302, 303, 307, 308]);
 const maxRedirects = 5;
 
-/** One request and its response headers, within the connect and first-byte limits. */
-function send(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: Buffer | undefined,
-  agents: ProxyAgents,
-  limits: HttpLimits,
-  signal: AbortSignal,
-): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const agent = agents.for(url.href);
-    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
-      method,
-      headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
-      agent: url.protocol === 'https:' ? agent.https : agent.http,
-      signal,
-    });
-    const fail = (reason: string) => request.destroy(new Error(reason));
-    const firstByte = setTimeout(
-      () => fail(`no response within ${limits.firstByteMs} ms`),
-      limits.firstByteMs,
-    );
-    request.once('socket', (socket) => {
-      if (!socket.connecting) return;
-      const connect = setTimeout(() => fail(`no connection within ${limits.connectMs} ms`), limits.connectMs);
-      socket.once('connect', () => clearTimeout(connect));
-      socket.once('close', () => clearTimeout(connect));
-    });
-    request.once('response', (response) => {
-      clearTimeout(firstByte);
-      resolve(response);
-    });
-    request.once('error', (error) => {
-      clearTimeout(firstByte);
-      reject(error);
-    });
-    request.end(body);
-  });
-}
-
 /**
  * The HTTP client isomorphic-git uses, on node:http: connect, first-byte and total timeouts, a response
  * size cap, proxies from the environment, redirects of GETs followed (credentials only to the same
- * origin), no retries (the caller moves on to the next mirror) and a report of every exchange. Request
- * bodies (upload-pack wants and haves) are small and sent in one piece. Built on node:http rather than a
- * client library because it is on every device's path from start to first request.
+ * origin) and no retries (the caller moves on to the next mirror). Request bodies (upload-pack wants and
+ * haves) are small and sent in one piece. Built on node:http rather than a client library because it is
+ * on every device's path from start to first request.
  */
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const limits = { ...defaultHttpLimits, ...options.limits };
   const agents = new ProxyAgents();
+
+  /** One request and its response headers, within the connect and first-byte limits. */
+  function send(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    signal: AbortSignal,
+  ): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const agent = agents.for(url.href);
+      const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+        method,
+        headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
+        agent: url.protocol === 'https:' ? agent.https : agent.http,
+        signal,
+      });
+      const fail = (reason: string) => request.destroy(new Error(reason));
+      const firstByte = setTimeout(
+        () => fail(`no response within ${limits.firstByteMs} ms`),
+        limits.firstByteMs,
+      );
+      request.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const connect = setTimeout(
+          () => fail(`no connection within ${limits.connectMs} ms`),
+          limits.connectMs,
+        );
+        socket.once('connect', () => clearTimeout(connect));
+        socket.once('close', () => clearTimeout(connect));
+      });
+      request.once('response', (response) => {
+        clearTimeout(firstByte);
+        resolve(response);
+      });
+      request.once('error', (error) => {
+        clearTimeout(firstByte);
+        reject(error);
+      });
+      request.end(body);
+    });
+  }
+
+  /** Sends the request, following redirects of a GET; the last response and its URL. */
+  async function follow(request: GitHttpRequest, body: Buffer | undefined, signal: AbortSignal) {
+    const method = request.method ?? 'GET';
+    let url = new URL(request.url);
+    let headers = { ...(request.headers ?? {}) };
+    for (let hop = 0; ; hop++) {
+      const response = await send(url, method, headers, body, signal);
+      const location = response.headers.location;
+      if (!redirects.has(response.statusCode ?? 0) || !location || method !== 'GET') return { response, url };
+      response.resume();
+      if (hop === maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
+      const next = new URL(location, url);
+      if (next.origin !== url.origin) headers = withoutAuthorization(headers);
+      url = next;
+    }
+  }
+
   return {
     async request(request: GitHttpRequest): Promise<GitHttpResponse> {
-      const method = request.method ?? 'GET';
       const body = await collectBody(request.body);
       const total = new AbortController();
       const timer = setTimeout(
         () => total.abort(new Error(`request took longer than ${limits.totalMs} ms`)),
         limits.totalMs,
       );
-      let url = new URL(request.url);
-      let headers = { ...(request.headers ?? {}) };
-      let response: IncomingMessage;
-      try {
-        for (let hop = 0; ; hop++) {
-          response = await send(url, method, headers, body, agents, limits, total.signal);
-          const location = response.headers.location;
-          if (!redirects.has(response.statusCode ?? 0) || !location || method !== 'GET') break;
-          response.resume();
-          if (hop === maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
-          const next = new URL(location, url);
-          if (next.origin !== url.origin) headers = withoutAuthorization(headers);
-          url = next;
-        }
-      } catch (error) {
+      // A request cut by the total limit fails with that reason, not with the abort it caused.
+      const reason = (error: unknown): unknown =>
+        total.signal.aborted ? (total.signal.reason as unknown) : error;
+      const { response, url } = await follow(request, body, total.signal).catch((error: unknown) => {
         clearTimeout(timer);
-        throw total.signal.aborted ? total.signal.reason : error;
-      }
-      const exchange: HttpExchange = {
-        method,
-        url: request.url,
-        status: response.statusCode ?? 0,
-        bytesReceived: 0,
-      };
-      const source = response;
+        throw reason(error);
+      });
       async function* read(): AsyncIterableIterator<Uint8Array> {
+        let received = 0;
         try {
-          for await (const chunk of source as AsyncIterable<Buffer>) {
-            exchange.bytesReceived += chunk.length;
-            if (exchange.bytesReceived > limits.maxResponseBytes) {
+          for await (const chunk of response as AsyncIterable<Buffer>) {
+            received += chunk.length;
+            if (received > limits.maxResponseBytes) {
               throw new Error(`response larger than ${limits.maxResponseBytes} bytes`);
             }
             yield chunk;
           }
         } catch (error) {
-          throw total.signal.aborted ? total.signal.reason : error;
+          throw reason(error);
         } finally {
           clearTimeout(timer);
-          source.destroy();
-          options.onExchange?.(exchange);
+          response.destroy();
         }
       }
       return {
         url: url.href,
-        method,
+        method: request.method ?? 'GET',
         statusCode: response.statusCode ?? 0,
         statusMessage: response.statusMessage ?? '',
         headers: flatHeaders(response.headers),
@@ -194,8 +186,7 @@ export function reuseAdvertisement(http: HttpClient): HttpClient {
       const known = seen.get(request.url);
       if (known) return { ...known.response, body: replay(known.chunks) };
       const response = await http.request(request);
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of response.body ?? replay([])) chunks.push(chunk);
+      const chunks = [(await collectBody(response.body)) ?? Buffer.alloc(0)];
       if (response.statusCode === 200) seen.set(request.url, { response, chunks });
       return { ...response, body: replay(chunks) };
     },

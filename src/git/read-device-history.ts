@@ -1,9 +1,8 @@
 import git from 'isomorphic-git';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { summariseStatus, type DeviceState, type SignatureCheck } from '../reconciler/summarise-status.js';
-import { parseAllowedSigners, type AllowedSigner } from './allowed-signers.js';
+import { loadAllowedSigners, type AllowedSigner } from './allowed-signers.js';
 import type { GitRepo } from './git-repo.js';
-import { readBounded } from './read-bounded.js';
 import {
   checkStateSignature,
   deviceKey,
@@ -77,13 +76,6 @@ export interface HistoryOptions {
 /** Device ids as device records allow them: also keeps the ref name a single path segment. */
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-async function loadSigners(path: string): Promise<AllowedSigner[]> {
-  const data = await readBounded(path).catch((cause: unknown) => {
-    throw new GitfleetError('invalid_manifest', `cannot read allowed signers file ${path}`, { cause });
-  });
-  return parseAllowedSigners(Buffer.from(data).toString('utf8'), path);
-}
-
 async function sourceSigner(
   repo: GitRepo,
   commit: SignedCommit,
@@ -148,7 +140,7 @@ export async function readDeviceHistory(
   }
   const { repo, commit, records } = await readFleetRecords(dir, rev);
   const signers =
-    options.allowedSigners === undefined ? undefined : await loadSigners(options.allowedSigners);
+    options.allowedSigners === undefined ? undefined : await loadAllowedSigners(options.allowedSigners);
   const record = records.get(deviceId);
   const ref = stateRef(deviceId);
   const tip = await stateTip(repo, deviceId);

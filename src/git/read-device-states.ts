@@ -14,12 +14,11 @@ import { openRepo, type GitRepo } from './git-repo.js';
 import { invalidFleet } from './load-fleet.js';
 import { readFleetAt } from './read-fleet-at.js';
 import { readSignedCommit, type SignedCommit } from './read-signed-commit.js';
-import { STATUS_FILE, stateRef } from './record-state.js';
+import { STATE_REFS, STATUS_FILE, stateRef } from './record-state.js';
 import { parseSshPublicKey, type SshPublicKey } from './ssh-key.js';
 import { verifySsh } from './ssh-signature.js';
 
 /** Where every device's state ref lives (`stateRef(id)` is this plus `/<id>`). */
-const STATE_REFS = 'refs/gitfleet/state';
 /** Commits one walk may read to count `behind`; beyond it the count is left unknown. */
 const MAX_WALK = 100_000;
 /** State refs read side by side: most of a read is waiting on the file system. */

@@ -1,6 +1,6 @@
 import git, { type HttpClient } from 'isomorphic-git';
 import { formatDeviceStatus, type DeviceStatus } from '../schema/device-status.js';
-import { summariseStatus } from '../reconciler/summarise-status.js';
+import { shortRevision, summariseStatus } from '../reconciler/summarise-status.js';
 import type { GitRepo } from './git-repo.js';
 import type { Remote } from './remote.js';
 import type { SshPrivateKey } from './ssh-key.js';
@@ -8,9 +8,12 @@ import { writeSignedCommit } from './write-signed-commit.js';
 
 export const STATUS_FILE = 'status.yaml';
 
+/** Where every device's state ref lives. */
+export const STATE_REFS = 'refs/gitfleet/state';
+
 /** The ref a device records its state on, outside refs/heads so forges and clones do not list it. */
 export function stateRef(deviceId: string): string {
-  return `refs/gitfleet/state/${deviceId}`;
+  return `${STATE_REFS}/${deviceId}`;
 }
 
 /** What the state remote is known to hold for the device: equal to the state ref once pushed. */
@@ -48,10 +51,10 @@ async function statusAt(repo: GitRepo, commit: string): Promise<string | undefin
   return read ? Buffer.from(read.blob).toString('utf8') : undefined;
 }
 
-/** The state commit's subject, in the words `status` uses: `pi-0042: Ready: Converged at 5f3c9a…`. */
+/** The state commit's subject, in the words `status` uses: `pi-0042: Ready: Converged at 5f3c9a1e02b4`. */
 function summary(status: DeviceStatus): string {
   const { summary: state } = summariseStatus({ ok: true, value: status, warnings: [] });
-  return `${status.device}: ${state} at ${status.observedRevision.slice(0, 12) || 'no revision'}`;
+  return `${status.device}: ${state} at ${shortRevision(status.observedRevision) || 'no revision'}`;
 }
 
 async function writeState(target: StateTarget, text: string, message: string, parent: string | undefined) {
@@ -74,7 +77,7 @@ async function writeState(target: StateTarget, text: string, message: string, pa
   return commit;
 }
 
-async function push(target: StateTarget, remote: Remote): Promise<void> {
+async function push(target: StateTarget, remote: Remote, commit: string): Promise<void> {
   const { fs, gitdir, cache } = target.repo;
   const ref = stateRef(target.deviceId);
   const result = await git.push({
@@ -89,8 +92,7 @@ async function push(target: StateTarget, remote: Remote): Promise<void> {
   });
   const status = result.refs[ref];
   if (!result.ok || (status && !status.ok)) throw new Error(status?.error ?? result.error ?? 'push rejected');
-  const head = await git.resolveRef({ fs, gitdir, ref });
-  await git.writeRef({ fs, gitdir, ref: pushedRef(target.deviceId), value: head, force: true });
+  await git.writeRef({ fs, gitdir, ref: pushedRef(target.deviceId), value: commit, force: true });
 }
 
 /** The state remote's commit for the device (from the receive-pack advertisement), if it has one. */
@@ -126,18 +128,18 @@ export async function recordState(target: StateTarget, status: DeviceStatus): Pr
   const pushed = await git.resolveRef({ fs, gitdir, ref: pushedRef(target.deviceId) }).catch(() => undefined);
   if (pushed === commit) return { commit, changed, pushed: true, pushError: undefined };
   try {
-    await push(target, remote);
+    await push(target, remote, commit);
   } catch (error) {
     const rejected = /fast-forward|rejected|fetch first/i.test(
       `${(error as Error).name} ${(error as Error).message}`,
     );
     if (!rejected) return { commit, changed, pushed: false, pushError: (error as Error).message };
     try {
-      // The new commit's parent is the remote's tip; its objects are not needed to push on top of it
-      // (isomorphic-git cannot fetch from a repository without HEAD, which a state repository may be).
+      // The new commit's parent is the remote's tip; its objects are not needed to push on top of it, so
+      // nothing is fetched from the state remote.
       const theirs = await remoteStateTip(target, remote);
       commit = await writeState(target, text, message, theirs);
-      await push(target, remote);
+      await push(target, remote, commit);
     } catch (again) {
       return { commit, changed: true, pushed: false, pushError: (again as Error).message };
     }

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import { join } from 'node:path';
 import git, { type HttpClient, type ProgressCallback, type ServerRef } from 'isomorphic-git';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { fetchCommit, hasCommit } from './fetch-commit.js';
@@ -58,6 +60,12 @@ export async function acceptRevision(repo: GitRepo, branch: string, tip: string,
   const { fs, gitdir } = repo;
   await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: tip, force: true });
   if (timestamp) await git.writeRef({ fs, gitdir, ref: TIMESTAMP_REF, value: timestamp, force: true });
+}
+
+/** The device's local bare repository (`<state>/source.git`): the verified source and its own state ref. */
+export function sourceRepo(stateDir: string): GitRepo {
+  const dir = join(stateDir, 'source.git');
+  return { fs, dir, gitdir: dir, cache: {} };
 }
 
 /** Creates the device's local bare repository for the source if it does not exist yet. */
@@ -126,7 +134,6 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
       const older = async () =>
         !request.allowRollback &&
         accepted !== undefined &&
-        tip !== accepted &&
         !(await isAncestor(repo, accepted, tip)) &&
         (await isAncestor(repo, tip, accepted));
       const olderReason = `serves ${tip.slice(0, 12)}, older than the accepted ${accepted?.slice(0, 12)}`;

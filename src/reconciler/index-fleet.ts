@@ -60,7 +60,7 @@ export const REQUIRES = 8;
 export interface DeviceClass {
   /** Its key in `FleetIndex.classes`. */
   readonly key: number | string;
-  /** The device's label values as value ids per packet key (see `encodeDevice`). */
+  /** The device's label values as value ids per packet key. */
   readonly codes: Int32Array;
   /** Per request: 0 until resolved, then RESOLVED and FAILED | WARNS | REQUIRES as they apply. */
   readonly flags: Uint8Array;
@@ -368,13 +368,6 @@ function classKey(index: FleetIndex, codes: Int32Array): number | string {
     if (radix > Number.MAX_SAFE_INTEGER) return codes.join(',');
   }
   return key;
-}
-
-/** The device's label values as value ids per packet key (0: absent, or a value no packet uses). */
-export function encodeDevice(index: FleetIndex, labels: Labels): Int32Array {
-  const codes = new Int32Array(index.packetKeys.length);
-  encodeInto(index, labels, codes);
-  return codes;
 }
 
 function encodeInto(index: FleetIndex, labels: Labels, codes: Int32Array): void {
