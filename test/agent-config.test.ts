@@ -37,7 +37,7 @@ describe('parseAgentConfig', () => {
     if (!result.ok) return;
     expect(result.value).toMatchObject({
       device: { id: 'pi-0042', labels: { fleet: 'alpha' } },
-      source: { remotes: [{ url: 'http://127.0.0.1:8080/fleet.git' }], ref: 'main' },
+      source: { remotes: [{ url: 'http://127.0.0.1:8080/fleet.git' }], ref: 'main', thinPacks: false },
       trust: { allowedSigners: './allowed_signers', policy: 'head', timestamp: false },
       state: { key: undefined, push: true, remote: undefined },
       poll: { intervalSeconds: 60, jitter: 0.1 },

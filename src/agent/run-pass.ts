@@ -102,6 +102,7 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
       http,
       remotes: config.source.remotes.map((r) => prepareRemote(r, options.env)),
       branch,
+      thinPacks: config.source.thinPacks,
       memo: options.memo ?? createFleetMemo(),
       trust: {
         allowedSigners,

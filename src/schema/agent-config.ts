@@ -14,7 +14,7 @@ export interface AgentRemote {
 /** agent.yaml with its defaults filled in; paths as written (the shell resolves them). Mirrors `agent.schema.json`. */
 export interface AgentConfig {
   device: { id: string; labels: Labels };
-  source: { remotes: AgentRemote[]; ref: string };
+  source: { remotes: AgentRemote[]; ref: string; thinPacks: boolean };
   trust: { allowedSigners: string; policy: 'head' | 'all'; timestamp: boolean };
   dirs: { state: string; root: string };
   state: { key: string | undefined; push: boolean; remote: string | undefined };
@@ -23,7 +23,7 @@ export interface AgentConfig {
 
 interface RawConfig {
   device: { id: string; labels?: Record<string, string> };
-  source: { remotes: (string | AgentRemote)[]; ref?: string };
+  source: { remotes: (string | AgentRemote)[]; ref?: string; thinPacks?: boolean };
   trust: { allowedSigners: string; policy?: 'head' | 'all'; timestamp?: boolean };
   dirs: { state: string; root: string };
   state?: { key?: string; push?: boolean; remote?: string };
@@ -42,6 +42,7 @@ export function parseAgentConfig(file: SourceFile): ParseResult<AgentConfig> {
       source: {
         remotes: raw.source.remotes.map((r) => (typeof r === 'string' ? { url: r } : { ...r })),
         ref: raw.source.ref ?? 'main',
+        thinPacks: raw.source.thinPacks ?? false,
       },
       trust: {
         allowedSigners: raw.trust.allowedSigners,
