@@ -48,6 +48,7 @@ function stateRefs(): string {
 interface Child {
   exit: Promise<{ code: number | null; stdout: string; stderr: string }>;
   kill(signal: NodeJS.Signals): void;
+  pid: number | undefined;
 }
 
 function startAgent(args: readonly string[]): Child {
@@ -62,6 +63,7 @@ function startAgent(args: readonly string[]): Child {
   return {
     exit: new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr }))),
     kill: (signal) => child.kill(signal),
+    pid: child.pid,
   };
 }
 
@@ -107,8 +109,8 @@ describe('gitfleet agent run', () => {
     expect(existsSync(join(config.dirs.state, 'agent.lock'))).toBe(false);
 
     // Logs on a pipe are JSON lines; the metrics file is there for node_exporter.
+    expect(done.stderr.trim()).not.toBe('');
     const lines = done.stderr.trim().split('\n');
-    expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       const entry = JSON.parse(line) as { level: unknown; msg: unknown; time: unknown };
       expect([typeof entry.level, typeof entry.msg, typeof entry.time]).toEqual([
@@ -131,9 +133,17 @@ describe('gitfleet agent run', () => {
     const agent = startAgent(['--config', configPath(config)]);
     await sleep(1500);
     expect(existsSync(join(config.dirs.state, 'metrics'))).toBe(false);
+    const released = new Date();
     await held.release();
     await waitFor(() => existsSync(join(config.dirs.state, 'metrics', 'gitfleet.prom')), 'the first pass');
     await waitFor(() => existsSync(join(config.dirs.state, 'agent.lock')), 'the lock');
+    // The agent took the lock only once it was released: it waited, it did not run beside the holder.
+    const owner = JSON.parse(readFileSync(join(config.dirs.state, 'agent.lock'), 'utf8')) as {
+      pid: number;
+      acquiredAt: string;
+    };
+    expect(owner.pid).toBe(agent.pid);
+    expect(Date.parse(owner.acquiredAt)).toBeGreaterThanOrEqual(released.getTime() - 1000);
     agent.kill('SIGTERM');
     const done = await agent.exit;
     expect(done.code).toBe(0);

@@ -270,7 +270,11 @@ describe('agent run: hostile artifacts are refused with nothing extracted', () =
     good = app('probe', '1.0.0', log);
   });
 
-  async function refusedWith(id: string, manifest: string, code: string): Promise<PassReport> {
+  async function refusedWith(
+    id: string,
+    manifest: string,
+    code: string,
+  ): Promise<{ report: PassReport; config: AgentConfig }> {
     world.publish({
       [`packets/${id}.yaml`]: manifest,
       [`specs/${id}.yaml`]: specYaml(id, { role: id }, [
@@ -283,7 +287,7 @@ describe('agent run: hostile artifacts are refused with nothing extracted', () =
     expect(existsSync(join(config.dirs.root, 'probe'))).toBe(false);
     expect(hookLines(log)).toEqual([]);
     world.publish({ [`packets/${id}.yaml`]: null, [`specs/${id}.yaml`]: null });
-    return report;
+    return { report, config };
   }
 
   it('refuses an artifact whose sha256 does not match', async () => {
@@ -320,9 +324,11 @@ with tarfile.open(${JSON.stringify(file)}, 'w:gz') as t:
         size: statSync(file).size,
       },
     );
-    const report = await refusedWith('slip', manifest, 'artifact_mismatch');
+    const { report, config } = await refusedWith('slip', manifest, 'artifact_mismatch');
     expect(report.errors[0]?.message).toContain('escaped');
-    expect(existsSync(join(world.dir, 'devices', 'escaped'))).toBe(false);
+    // `../../escaped` from the slot's staging folder (root/probe/slots/.x) would land in root/probe.
+    expect(existsSync(join(config.dirs.root, 'probe', 'escaped'))).toBe(false);
+    expect(existsSync(join(config.dirs.root, 'escaped'))).toBe(false);
   });
 });
 
@@ -415,5 +421,28 @@ describe('agent run: the same artifact under other labels', () => {
     expect(currentOf(config, 'label')).toBe(slot);
     expect(report.status.packets.find((p) => p.name === 'label')?.labels.version).toBe('1.0.1');
     expect((await pass(config)).actions).toEqual([]);
+  });
+});
+
+describe('agent run: thin packs (source.thinPacks, for metered links)', () => {
+  it('converges and follows a change, and stock git still reads the device repository', async () => {
+    const log = join(world.dir, 'hooks-thin.log');
+    world.publish({
+      'packets/thin-1.0.0.yaml': await world.packet(app('thin', '1.0.0', log)),
+      'specs/thin.yaml': specYaml('thin', { role: 'thin' }, [{ name: 'thin', version: '^1' }]),
+    });
+    const config = await world.device(
+      'dev-thin',
+      { role: 'thin' },
+      {
+        source: { remotes: [world.url], thinPacks: true },
+      },
+    );
+    expect(config.source.thinPacks).toBe(true);
+    expect((await pass(config)).result).toBe('converged');
+    world.publish({ 'packets/thin-1.1.0.yaml': await world.packet(app('thin', '1.1.0', log)) });
+    const report = await pass(config);
+    expect(report.actions.map((a) => `${a.outcome} ${a.type} ${a.name}`)).toEqual(['done upgrade thin']);
+    git(join(config.dirs.state, 'source.git'), ['fsck', '--strict']);
   });
 });

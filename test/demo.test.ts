@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runDemo, type DemoResult } from '../src/agent/run-demo.js';
 import { renderDiffMarkdown } from '../src/cli/present-diff.js';
 import { renderHistory, renderStatus } from '../src/cli/present-status.js';
-import { projectRoot } from './support/run-cli.js';
+import { ensureBuilt } from './support/run-cli.js';
 
 /**
  * `gitfleet demo` end to end: a signed repository served by stock git http-backend, artifacts by the
@@ -17,9 +17,7 @@ const lines: string[] = [];
 
 beforeAll(async () => {
   // The devices run the built CLI.
-  if (!existsSync(join(projectRoot, 'dist/cli/commands/agent/run.js'))) {
-    execFileSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'ignore' });
-  }
+  ensureBuilt('agent/run');
   result = await runDemo({
     keep: true,
     log: (line) => lines.push(line),

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -21,7 +21,7 @@ import { addPacket, type AddPacketOptions } from '../src/agent/add-packet.js';
 import { packArtifact } from '../src/agent/pack-artifact.js';
 import { loadFleet, validateFleetSource } from '../src/git/load-fleet.js';
 import { GitfleetError } from '../src/schema/gitfleet-error.js';
-import { ensureBuilt, projectRoot, runCliJson } from './support/run-cli.js';
+import { ensureBuilt, runCliJson } from './support/run-cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gitfleet-packet-add-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -431,10 +431,7 @@ describe('addPacket', () => {
 
 describe('gitfleet packet add (CLI)', () => {
   beforeAll(() => {
-    ensureBuilt();
-    // dist/ may predate this command; `npm run build` emits even when another file has type errors.
-    if (!existsSync(`${projectRoot}dist/cli/commands/packet/add.js`))
-      spawnSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'ignore' });
+    ensureBuilt('packet/add');
   });
 
   interface AddJson {

@@ -50,7 +50,32 @@ describe('buildDeviceStatus', () => {
 
   it('gives the same bytes for the same outcome: no clock in it', () => {
     expect(formatDeviceStatus(buildDeviceStatus(outcome([hookFailed])))).toBe(
-      formatDeviceStatus(buildDeviceStatus(outcome([hookFailed]))),
+      [
+        'device: "d1"',
+        'labels:',
+        '  arch: "amd64"',
+        `observedRevision: "${'a'.repeat(40)}"`,
+        'conditions:',
+        '  - type: "Ready"',
+        '    status: "False"',
+        '    reason: "HookFailed"',
+        '    message: "exited with 3"',
+        '  - type: "Stalled"',
+        '    status: "True"',
+        '    reason: "HookFailed"',
+        '    message: "exited with 3"',
+        'packets:',
+        '  - name: "a"',
+        '    labels:',
+        '      version: "1"',
+        `    sha256: "${'b'.repeat(64)}"`,
+        '    installedAt: "then"',
+        'errors:',
+        '  - code: "hook_failed"',
+        '    message: "exited with 3"',
+        '    packet: "a"',
+        '',
+      ].join('\n'),
     );
   });
 });

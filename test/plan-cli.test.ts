@@ -12,7 +12,7 @@ interface PlanJson {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'gitfleet-plan-'));
-beforeAll(ensureBuilt);
+beforeAll(() => ensureBuilt());
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** `gitfleet plan --dir fleet-example --label ... --json` for the given labels. */

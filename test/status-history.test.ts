@@ -180,8 +180,11 @@ describe('readDeviceStates', () => {
 
   it('counts behind exactly as git rev-list --count does', async () => {
     const states = await readDeviceStates(dir);
-    for (const row of states.devices) {
-      if (row.observedRevision === undefined || row.behind === undefined) continue;
+    const counted = states.devices.filter(
+      (row) => row.observedRevision !== undefined && row.behind !== undefined,
+    );
+    expect(counted.map((row) => row.device)).toEqual(['ghost-0001', 'pi-0042', 'pi-0043', 'pi-0047']);
+    for (const row of counted) {
       expect(row.behind).toBe(Number(git(dir, ['rev-list', '--count', `${row.observedRevision}..main`])));
     }
     // The same rows against an older revision: c4 is then one commit ahead, and pi-0043 behind nothing.

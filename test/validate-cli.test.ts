@@ -37,7 +37,7 @@ async function copyExample(): Promise<string> {
   return dir;
 }
 
-beforeAll(ensureBuilt, 180_000);
+beforeAll(() => ensureBuilt(), 180_000);
 
 afterAll(async () => {
   for (const dir of temps) await rm(dir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -227,14 +228,20 @@ async function expectBrokenAt(device: GitRepo, tip: string): Promise<void> {
   );
 }
 
-/** Stock `git verify-commit` against the same allowed_signers file: true when git trusts the commit. */
+/**
+ * Stock `git verify-commit` against the same allowed_signers file: true when git trusts the commit, false
+ * when it refuses it for its signature. Any other failure (no such commit, a broken config) throws.
+ */
 function stockGitTrusts(gitdir: string, commit: string): boolean {
-  try {
-    git(gitdir, ['verify-commit', commit], { config: { 'gpg.ssh.allowedSignersFile': signersPath } });
-    return true;
-  } catch {
-    return false;
-  }
+  git(gitdir, ['cat-file', '-e', `${commit}^{commit}`]);
+  const result = spawnSync(
+    'git',
+    ['-c', `gpg.ssh.allowedSignersFile=${signersPath}`, '-C', gitdir, 'verify-commit', commit],
+    { encoding: 'utf8' },
+  );
+  if (result.status === 0) return true;
+  expect(result.stderr).toMatch(/signature|No principal matched|not signed/i);
+  return false;
 }
 
 describe('signatures', () => {

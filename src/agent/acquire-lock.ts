@@ -58,10 +58,11 @@ export async function acquireLock(path: string, options: AcquireLockOptions = {}
   const { wait = false, pollMs = 200, signal } = options;
   const lockPath = resolve(path);
   await mkdir(dirname(lockPath), { recursive: true });
-  const owner = await ownerRecord();
-  const content = `${JSON.stringify(owner)}\n`;
   for (;;) {
     signal?.throwIfAborted();
+    // Made for each attempt, so that `acquiredAt` says when the lock was taken, not when waiting began.
+    const owner = await ownerRecord();
+    const content = `${JSON.stringify(owner)}\n`;
     const holder = heldPaths.get(lockPath) ?? (await takeOrFindHolder(lockPath, owner, content));
     if (holder === undefined) return heldLock(lockPath, owner, content);
     if (!wait) {

@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 
 export const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Builds dist/ once if a test run starts without it (npm run check builds first). */
-export function ensureBuilt(): void {
-  if (!existsSync(`${projectRoot}dist/cli/commands/plan.js`)) {
+/** Builds dist/ once if a test run starts without `command` built (npm run check builds first). */
+export function ensureBuilt(command = 'plan'): void {
+  if (!existsSync(`${projectRoot}dist/cli/commands/${command}.js`)) {
     execFileSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'ignore' });
   }
 }
