@@ -1,3 +1,4 @@
+import { clip } from './format-table.js';
 import { describeEntry, formatCount, type DiffEntry, type FleetDiff } from '../reconciler/diff-fleets.js';
 import type { ResolveError } from '../reconciler/resolve-desired-state.js';
 import type { Packet } from '../schema/fleet.js';
@@ -98,11 +99,6 @@ function escapeMarkdown(text: string): string {
     if (html !== undefined) return html;
     return /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(c) ? ' ' : `\\${c}`;
   });
-}
-
-/** At most `max` characters, an ellipsis marking a cut. */
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 const safe = (text: string, max = MAX_TEXT) => escapeMarkdown(clip(text, max));

@@ -1,3 +1,4 @@
+import { formatTable } from './format-table.js';
 import type { Labels } from '../schema/fleet.js';
 import { formatLabels, sortedLabels } from '../schema/labels.js';
 import type { Action } from '../reconciler/plan-actions.js';
@@ -38,13 +39,6 @@ export function planJson(plan: OkPlan) {
   };
 }
 
-function table(rows: string[][]): string[] {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) =>
-    r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '),
-  );
-}
-
 /** The human form of a plan: the desired set and the actions, each with its reason. */
 export function renderPlan(plan: OkPlan): string {
   const lines = [`device ${plan.device.id || '(no id)'} ${formatLabels(plan.device.labels)}`, ''];
@@ -54,7 +48,7 @@ export function renderPlan(plan: OkPlan): string {
     const why = (d: OkPlan['desired'][number]) =>
       d.specs.length > 0 ? `spec ${d.specs.join(', ')}` : `required by ${d.requiredBy.join(', ')}`;
     lines.push(
-      ...table([
+      ...formatTable([
         ['PACKET', 'LABELS', 'WHY'],
         ...plan.desired.map((d) => [d.packet.name, formatLabels(d.packet.labels), why(d)]),
       ]).map((l) => `  ${l}`),
@@ -65,7 +59,7 @@ export function renderPlan(plan: OkPlan): string {
   else {
     lines.push('actions:');
     lines.push(
-      ...table([
+      ...formatTable([
         ['ACTION', 'PACKET', 'LABELS', 'REASON'],
         ...plan.actions.map((a) => [a.type, a.name, formatLabels(actionLabels(a)), a.reason]),
       ]).map((l) => `  ${l}`),

@@ -1,3 +1,4 @@
+import { clip, formatTable } from './format-table.js';
 import type { DeviceHistory, SourceSigner } from '../git/read-device-history.js';
 import type { DeviceStateRow, DeviceStates } from '../git/read-device-states.js';
 import {
@@ -18,17 +19,7 @@ const MAX_CELL = 80;
 function cell(text: string, max = MAX_CELL): string {
   // eslint-disable-next-line no-control-regex
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
-}
-
-function table(rows: readonly string[][]): string[] {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) =>
-    r
-      .map((text, i) => (i === r.length - 1 ? text : text.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd(),
-  );
+  return clip(clean, max);
 }
 
 function signatureJson(check: SignatureCheck) {
@@ -66,7 +57,7 @@ export function renderStatus(states: DeviceStates): string {
   const lines = [`source ${cell(states.rev)} at ${shortRevision(states.commit)}`, ''];
   if (devices.length === 0) return [...lines, 'no devices: no device records and no state refs'].join('\n');
   lines.push(
-    ...table([
+    ...formatTable([
       ['DEVICE', 'STATE', 'OBSERVED', 'BEHIND', 'ERRORS', 'LAST SEEN', 'SIGNATURE'],
       ...devices.map((d) => [
         cell(d.device),
@@ -149,7 +140,7 @@ export function renderHistory(history: DeviceHistory): string {
     `device ${history.device} (${history.ref}), key from ${cell(history.rev)} at ${shortRevision(history.commit)}` +
       (history.hasRecord ? '' : ': NO DEVICE RECORD'),
     '',
-    ...table([
+    ...formatTable([
       [
         'RECORDED',
         'STATE COMMIT',
