@@ -3,6 +3,7 @@ import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promis
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { readIfExists } from './read-if-exists.js';
 
 export interface AgentLock {
   /** The lock file, as an absolute path. */
@@ -143,15 +144,6 @@ async function tryCreate(path: string, owner: LockOwner, content: string): Promi
     throw error;
   } finally {
     await unlink(temp);
-  }
-}
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import semver from 'semver';
@@ -9,6 +9,8 @@ import { stringify } from 'yaml';
 import { readFleetDir } from '../git/read-fleet-dir.js';
 import type { Labels, Packet } from '../schema/fleet.js';
 import { writeFileAtomic } from './write-file-atomic.js';
+import { isInside } from './is-inside.js';
+import { hasUrlScheme, packetNamePattern } from '../schema/packet-name.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { formatLabels, labelsKey, sortedLabels } from '../schema/labels.js';
 import { FLEET_FILE, parseFleetFile } from '../schema/parse-fleet.js';
@@ -67,7 +69,6 @@ export interface AddPacketResult {
   warnings: string[];
 }
 
-const namePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 // A version label is used as a file name only when it is this tame; otherwise the sha256 prefix is.
 const fileStemPattern = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$/;
 // eslint-disable-next-line no-control-regex
@@ -78,7 +79,7 @@ function invalid(message: string): never {
 }
 
 function checkName(name: string, what: string): string {
-  if (!namePattern.test(name)) invalid(`${what} '${name}' must match [a-z0-9][a-z0-9._-]{0,63}`);
+  if (!packetNamePattern.test(name)) invalid(`${what} '${name}' must match [a-z0-9][a-z0-9._-]{0,63}`);
   return name;
 }
 
@@ -141,10 +142,6 @@ async function assertFleetDir(fleetDir: string): Promise<void> {
     invalid(`${fleetDir} holds no ${FLEET_FILE}: not a fleet repository (\`gitfleet init\` writes one)`);
 }
 
-function isInside(relativePath: string): boolean {
-  return relativePath !== '..' && !relativePath.startsWith(`..${sep}`) && !isAbsolute(relativePath);
-}
-
 /** sha256 of the uncompressed tar stream of a `.tar.gz`. */
 async function tarDigest(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -160,9 +157,9 @@ async function tarDigest(path: string): Promise<string> {
  */
 async function sameTarContent(existing: Packet, artifactsDir: string, packed: string): Promise<boolean> {
   const url = existing.artifact.url;
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(url)) return false;
+  if (hasUrlScheme(url)) return false;
   const stored = resolve(artifactsDir, url);
-  if (!isInside(relative(resolve(artifactsDir), stored))) return false;
+  if (!isInside(resolve(artifactsDir), stored)) return false;
   if (!(await stat(stored).catch(() => undefined))?.isFile()) return false;
   const [a, b] = await Promise.all([tarDigest(stored).catch(() => ''), tarDigest(packed)]);
   return a === b;

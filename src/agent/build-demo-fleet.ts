@@ -12,6 +12,7 @@ import {
 } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { packageRoot } from '../git/package-root.js';
+import { hasUrlScheme } from '../schema/packet-name.js';
 import { parseAllDocuments, parseDocument } from 'yaml';
 import { commitDirectory, createBareRepo } from '../git/commit-directory.js';
 import { generateSshKey } from '../git/generate-ssh-key.js';
@@ -122,7 +123,7 @@ async function yamlFiles(dir: string): Promise<string[]> {
 /** The relative artifact URL as a path below the artifact root, or a refusal. */
 function artifactPath(packet: Packet): string {
   const url = packet.artifact.url;
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(url) || url.startsWith('/'))
+  if (hasUrlScheme(url) || url.startsWith('/'))
     invalid(`packet ${packet.name}: the demo serves relative artifact URLs only, not ${url}`);
   const path = posix.normalize(url);
   if (path.split('/').includes('..') || path === '.')

@@ -8,6 +8,7 @@ import { ProxyAgents } from '../git/proxy-agents.js';
 import { prepareRemote, redactUrl } from '../git/remote.js';
 import type { Artifact } from '../schema/fleet.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { hasUrlScheme } from '../schema/packet-name.js';
 import { syncPath } from './write-file-atomic.js';
 
 /** Per-request timeouts. A timed-out request is retried and resumes where it stopped. */
@@ -188,7 +189,7 @@ const absoluteHttp = /^https?:\/\//i;
  */
 function artifactSources(artifact: Artifact, mirrors: readonly string[]): Source[] {
   if (absoluteHttp.test(artifact.url)) return [prepareRemote({ url: artifact.url })];
-  if (/^[a-z][a-z0-9+.-]*:/i.test(artifact.url)) {
+  if (hasUrlScheme(artifact.url)) {
     throw new GitfleetError(
       'invalid_manifest',
       `artifact URL ${displayUrl(artifact.url)} is neither http(s) nor relative`,

@@ -1,7 +1,8 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { emptyJournal, parseJournal, type Journal } from '../schema/parse-journal.js';
+import { readIfExists } from './read-if-exists.js';
 import { writeFileAtomic } from './write-file-atomic.js';
 
 /**
@@ -22,10 +23,7 @@ export class JournalFile {
   static async open(stateDir: string): Promise<JournalFile> {
     await mkdir(stateDir, { recursive: true });
     const path = join(stateDir, 'journal.json');
-    const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
+    const text = await readIfExists(path);
     if (text === undefined) return new JournalFile(path, emptyJournal);
     const parsed = parseJournal(text);
     if (!parsed.ok) {

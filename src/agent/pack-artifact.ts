@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { createWriteStream } from 'node:fs';
 import { lstat, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep, posix } from 'node:path';
+import { isAbsolute, join, resolve, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Pack } from 'tar';
 import { GitfleetError } from '../schema/gitfleet-error.js';
+import { isInside } from './is-inside.js';
 import { syncPath } from './write-file-atomic.js';
 
 /** The kinds of entry an artifact holds; anything else in a source directory is refused. */
@@ -60,10 +61,6 @@ function compareArchiveNames(a: ArtifactEntry, b: ArtifactEntry): number {
   return Buffer.compare(Buffer.from(archiveName(a)), Buffer.from(archiveName(b)));
 }
 
-function isInside(relativePath: string): boolean {
-  return relativePath !== '..' && !relativePath.startsWith(`..${sep}`) && !isAbsolute(relativePath);
-}
-
 function describeSpecial(stat: Stats): string {
   if (stat.isFIFO()) return 'a named pipe (fifo)';
   if (stat.isSocket()) return 'a socket';
@@ -86,7 +83,7 @@ async function checkSymlink(srcDir: string, root: string, path: string, target: 
   const real = await realpath(join(root, path)).catch(() =>
     refuse(`${shown} in ${srcDir} does not resolve (dangling or a loop)`),
   );
-  if (!isInside(relative(root, real))) refuse(`${shown} points outside ${srcDir} (through another link)`);
+  if (!isInside(root, real)) refuse(`${shown} points outside ${srcDir} (through another link)`);
 }
 
 /**

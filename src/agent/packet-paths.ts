@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { packetNamePattern } from '../schema/packet-name.js';
 import { syncPath } from './write-file-atomic.js';
-
-const packetName = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** The slot folder name for an artifact: its sha256's first 16 hex digits. */
 export function slotName(sha256: string): string {
@@ -16,7 +15,7 @@ export function slotName(sha256: string): string {
  */
 export function packetPaths(root: string, name: string) {
   // Names are schema-checked already; checked again because here they become paths.
-  if (!packetName.test(name)) throw new Error(`not a packet name: ${JSON.stringify(name)}`);
+  if (!packetNamePattern.test(name)) throw new Error(`not a packet name: ${JSON.stringify(name)}`);
   const dir = join(root, name);
   return {
     dir,
