@@ -38,6 +38,7 @@ import {
 } from '../test/support/git-fixture.js';
 import { startGitServer, type GitServer } from '../test/support/git-http-server.js';
 import { startArtifactServer, type ArtifactServer } from '../test/support/artifact-server.js';
+import { median } from './measure.js';
 
 const SEED = 20_240_601;
 const DOWNLOAD_BYTES = 1 << 30;
@@ -51,11 +52,6 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const repoRoot = here('../../');
 const runJs = join(repoRoot, 'bin', 'run.js');
 const node = process.execPath;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 

@@ -11,20 +11,10 @@ import { openRepo } from '../src/git/git-repo.js';
 import { createFleetMemo, readFleetAt } from '../src/git/read-fleet-at.js';
 import { git, makeSigningKey } from '../test/support/git-fixture.js';
 import { buildFleetRepo, fleetFiles } from './fleet-repo.js';
+import { median, timed } from './measure.js';
 
 const SEED = 20_240_601;
 const RUNS = 3;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
-async function timed(run: () => unknown): Promise<number> {
-  const start = performance.now();
-  await run();
-  return (performance.now() - start) / 1000;
-}
 
 const work = mkdtempSync(join(tmpdir(), 'gitfleet-bench-read-'));
 try {

@@ -31,21 +31,11 @@ import {
 } from '../test/support/git-fixture.js';
 import { startGitServer, type GitServer } from '../test/support/git-http-server.js';
 import { benchShape, buildFleetRepo, fleetFiles } from './fleet-repo.js';
+import { median, timed } from './measure.js';
 
 const SEED = 20_240_601;
 const POLLS = 15;
 const CHANGES = 5;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
-async function timed(run: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await run();
-  return (performance.now() - start) / 1000;
-}
 
 function getBody(url: string): Promise<void> {
   return new Promise((resolve, reject) =>
