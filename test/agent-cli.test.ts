@@ -7,6 +7,7 @@ import { acquireLock } from '../src/agent/acquire-lock.js';
 import type { AgentConfig } from '../src/schema/agent-config.js';
 import { AgentWorld, script, specYaml } from './support/agent-world.js';
 import { git } from './support/git-fixture.js';
+import { waitUntil } from './support/wait-until.js';
 import { cliEnv, ensureBuilt, projectRoot } from './support/run-cli.js';
 
 /** `gitfleet agent run` as a device runs it: a child process with its own lock, logs, metrics and exit code. */
@@ -72,14 +73,6 @@ function agentRun(args: readonly string[]) {
   return startAgent(args).exit;
 }
 
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (condition()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('gitfleet agent run', () => {
   it('--dry-run prints the plan and changes nothing: no packet folder, no state commit', async () => {
     const config = await world.device('cli-dry', { role: 'clock' });
@@ -94,7 +87,7 @@ describe('gitfleet agent run', () => {
   it('two agents started together: one converges, the other exits with agent_locked naming the holder', async () => {
     const config = await world.device('cli-lock', { role: 'clock' });
     const first = startAgent(['--config', configPath(config), '--once', '--json']);
-    await waitFor(() => existsSync(marker), 'the first agent to run the install hook');
+    await waitUntil(() => existsSync(marker), 'the first agent to run the install hook');
     const second = await agentRun(['--config', configPath(config), '--once', '--json']);
     expect(second.code).toBe(1);
     const refused = JSON.parse(second.stdout) as { error: { code: string; message: string } };
@@ -135,8 +128,8 @@ describe('gitfleet agent run', () => {
     expect(existsSync(join(config.dirs.state, 'metrics'))).toBe(false);
     const released = new Date();
     await held.release();
-    await waitFor(() => existsSync(join(config.dirs.state, 'metrics', 'gitfleet.prom')), 'the first pass');
-    await waitFor(() => existsSync(join(config.dirs.state, 'agent.lock')), 'the lock');
+    await waitUntil(() => existsSync(join(config.dirs.state, 'metrics', 'gitfleet.prom')), 'the first pass');
+    await waitUntil(() => existsSync(join(config.dirs.state, 'agent.lock')), 'the lock');
     // The agent took the lock only once it was released: it waited, it did not run beside the holder.
     const owner = JSON.parse(readFileSync(join(config.dirs.state, 'agent.lock'), 'utf8')) as {
       pid: number;

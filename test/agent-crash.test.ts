@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepEvent } from '../src/agent/agent-ports.js';
 import { maxInterruptions, recoveryTable, type Recovery } from '../src/agent/agent-steps.js';
@@ -12,6 +11,7 @@ import type { AgentStep, Journal } from '../src/schema/parse-journal.js';
 import { AgentWorld, script, specYaml, type TestPacket } from './support/agent-world.js';
 import { git } from './support/git-fixture.js';
 import { cliEnv, ensureBuilt, projectRoot } from './support/run-cli.js';
+import { waitUntil } from './support/wait-until.js';
 
 /**
  * Crash tests (HOUSE-STYLE 11): the agent runs as a real child process (`gitfleet agent run --once --json`),
@@ -401,14 +401,6 @@ function expectConverged(device: Device, packets: Record<string, string>): void 
 }
 
 /** Waits until `check` holds, looking every 10 ms, for at most `ms`. */
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 const specialDevices = ['crash-loop', 'crash-mid-hook', 'crash-mid-extract'] as const;
 
 beforeAll(async () => {
@@ -525,7 +517,10 @@ describe.concurrent('agent crash: killed from outside, in the middle of the work
       const { child, exited } = startAgent(dev);
       let hookPid = 0;
       try {
-        await until(() => existsSync(hookMarker), 30_000, 'the install hook to start');
+        await waitUntil(() => existsSync(hookMarker), 'the install hook to start', {
+          timeoutMs: 30_000,
+          pollMs: 10,
+        });
         hookPid = Number(readFileSync(hookMarker, 'utf8'));
         expect(hookPid).toBeGreaterThan(1);
       } finally {
@@ -576,11 +571,10 @@ describe.concurrent('agent crash: killed from outside, in the middle of the work
         return dir === undefined ? 0 : countFiles(join(slots, dir));
       };
       try {
-        await until(
-          () => staged() >= 50 || child.exitCode !== null,
-          30_000,
-          'the extraction to be under way',
-        );
+        await waitUntil(() => staged() >= 50 || child.exitCode !== null, 'the extraction to be under way', {
+          timeoutMs: 30_000,
+          pollMs: 10,
+        });
       } finally {
         child.kill('SIGKILL');
       }

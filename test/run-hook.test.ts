@@ -10,8 +10,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from './support/wait-until.js';
 import { runHook, type HookRequest } from '../src/agent/run-hook.js';
 
 let work: string;
@@ -51,7 +51,9 @@ function isRunning(pid: number): boolean {
 }
 
 async function waitUntilGone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100 && isRunning(pid); i++) await sleep(50);
+  await waitUntil(() => !isRunning(pid), `pid ${pid} to end`, { timeoutMs: 5000, pollMs: 50 }).catch(
+    () => undefined,
+  );
   return !isRunning(pid);
 }
 
