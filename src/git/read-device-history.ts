@@ -12,8 +12,7 @@ import {
 } from './read-device-states.js';
 import { readSignedCommit, type SignedCommit } from './read-signed-commit.js';
 import { stateRef } from './record-state.js';
-import { verifySsh } from './ssh-signature.js';
-import { verifyCommitSignature } from './verify-revision.js';
+import { signingKey, trustedSigner } from './verify-revision.js';
 
 /** Who signed a source commit. */
 export type SourceSigner =
@@ -76,24 +75,13 @@ export interface HistoryOptions {
 /** Device ids as device records allow them: also keeps the ref name a single path segment. */
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-async function sourceSigner(
-  repo: GitRepo,
-  commit: SignedCommit,
-  signers: readonly AllowedSigner[] | undefined,
-): Promise<SourceSigner> {
+function sourceSigner(commit: SignedCommit, signers: readonly AllowedSigner[] | undefined): SourceSigner {
   if (commit.signature === undefined) return { status: 'unsigned' };
   try {
-    if (signers) return { status: 'trusted', ...(await verifyCommitSignature(repo, commit.oid, signers)) };
-    if (!commit.signature.startsWith('-----BEGIN SSH SIGNATURE-----')) {
-      return { status: 'bad', reason: 'not an SSH signature (OpenPGP is not checked)' };
-    }
-    return {
-      status: 'not-checked',
-      fingerprint: verifySsh(commit.signature, commit.payload, 'git').publicKey.fingerprint,
-    };
+    if (signers) return { status: 'trusted', ...trustedSigner(commit, signers) };
+    return { status: 'not-checked', fingerprint: signingKey(commit).fingerprint };
   } catch (error) {
-    // verifyCommitSignature names the commit first; the table already does.
-    return { status: 'bad', reason: (error as Error).message.replace(/^commit [0-9a-f]{40}: /, '') };
+    return { status: 'bad', reason: (error as Error).message };
   }
 }
 
@@ -110,7 +98,7 @@ async function readSourceCommit(
     subject: commit.message.split('\n', 1)[0] ?? '',
     author,
     authoredAt: isoTime(Number(seconds)),
-    signer: await sourceSigner(repo, commit, signers),
+    signer: sourceSigner(commit, signers),
   };
 }
 

@@ -14,7 +14,7 @@ import { openRepo, type GitRepo } from './git-repo.js';
 import { invalidFleet } from './load-fleet.js';
 import { readFleetAt } from './read-fleet-at.js';
 import { readSignedCommit, type SignedCommit } from './read-signed-commit.js';
-import { STATE_REFS, STATUS_FILE, stateRef } from './record-state.js';
+import { readStatusBlob, STATE_REFS, STATUS_FILE, stateRef } from './record-state.js';
 import { parseSshPublicKey, type SshPublicKey } from './ssh-key.js';
 import { verifySsh } from './ssh-signature.js';
 
@@ -90,13 +90,10 @@ export async function readStatusFile(
   commit: SignedCommit,
   deviceId: string,
 ): Promise<ParseResult<DeviceStatus>> {
-  const { fs, gitdir, cache } = repo;
   // From the tree the commit names: the commit itself was already read and checked.
-  const read = await git
-    .readBlob({ fs, gitdir, oid: commit.tree, filepath: STATUS_FILE, cache })
-    .catch(() => undefined);
-  if (!read) return rejected(`state commit ${commit.oid} has no ${STATUS_FILE}`);
-  const parsed = parseDeviceStatus({ path: STATUS_FILE, data: read.blob });
+  const blob = await readStatusBlob(repo, commit.tree);
+  if (!blob) return rejected(`state commit ${commit.oid} has no ${STATUS_FILE}`);
+  const parsed = parseDeviceStatus({ path: STATUS_FILE, data: blob });
   if (parsed.ok && parsed.value.device !== deviceId) {
     return rejected(`${STATUS_FILE} names device ${JSON.stringify(parsed.value.device)}, not ${deviceId}`);
   }

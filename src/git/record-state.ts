@@ -43,12 +43,13 @@ export interface RecordResult {
   pushError: string | undefined;
 }
 
-async function statusAt(repo: GitRepo, commit: string): Promise<string | undefined> {
+/** The bytes of `status.yaml` in a state commit or its tree (ids both do), or undefined when it has none. */
+export async function readStatusBlob(repo: GitRepo, treeOrCommit: string): Promise<Uint8Array | undefined> {
   const { fs, gitdir, cache } = repo;
   const read = await git
-    .readBlob({ fs, gitdir, oid: commit, filepath: STATUS_FILE, cache })
+    .readBlob({ fs, gitdir, oid: treeOrCommit, filepath: STATUS_FILE, cache })
     .catch(() => undefined);
-  return read ? Buffer.from(read.blob).toString('utf8') : undefined;
+  return read?.blob;
 }
 
 /** The state commit's subject, in the words `status` uses: `pi-0042: Ready: Converged at 5f3c9a1e02b4`. */
@@ -121,7 +122,8 @@ export async function recordState(target: StateTarget, status: DeviceStatus): Pr
   const previous = await git
     .resolveRef({ fs, gitdir, ref: stateRef(target.deviceId) })
     .catch(() => undefined);
-  const changed = !previous || (await statusAt(target.repo, previous)) !== text;
+  const stored = previous === undefined ? undefined : await readStatusBlob(target.repo, previous);
+  const changed = !previous || stored === undefined || Buffer.from(stored).toString('utf8') !== text;
   let commit = changed ? await writeState(target, text, message, previous) : previous;
   const { remote } = target;
   if (!remote) return { commit, changed, pushed: false, pushError: undefined };

@@ -3,7 +3,8 @@ import { GitfleetError } from '../schema/gitfleet-error.js';
 import { FLEET_FILE, parseFleetFile } from '../schema/parse-fleet.js';
 import { findSigner, type AllowedSigner } from './allowed-signers.js';
 import type { GitRepo } from './git-repo.js';
-import { readSignedCommit } from './read-signed-commit.js';
+import { readSignedCommit, type SignedCommit } from './read-signed-commit.js';
+import type { SshPublicKey } from './ssh-key.js';
 import { verifySsh } from './ssh-signature.js';
 import { isAncestor, TIMESTAMP_REF } from './sync-source.js';
 import { parseTimestamp, type Timestamp } from './timestamp.js';
@@ -42,8 +43,34 @@ function untrusted(commit: string, reason: string): GitfleetError {
 }
 
 /**
- * Checks a commit's SSH signature against the allowed signers, for the `git` namespace and at the commit
- * time (as `git verify-commit` does). Throws `untrusted_revision` naming the commit and the reason.
+ * The key that made a commit's SSH signature (namespace `git`). Throws an Error saying why there is none:
+ * unsigned, an OpenPGP signature, or a signature that does not verify.
+ */
+export function signingKey(commit: SignedCommit): SshPublicKey {
+  if (!commit.signature) throw new Error('it is not signed');
+  if (!commit.signature.startsWith('-----BEGIN SSH SIGNATURE-----')) {
+    throw new Error('it carries an OpenPGP signature; only SSH signatures are trusted');
+  }
+  return verifySsh(commit.signature, commit.payload, 'git').publicKey;
+}
+
+/**
+ * Who of the allowed signers signed a commit, at the commit time (as `git verify-commit` checks it).
+ * Throws an Error with the reason when nobody trusted did.
+ */
+export function trustedSigner(commit: SignedCommit, signers: readonly AllowedSigner[]): Signer {
+  const publicKey = signingKey(commit);
+  const signer = findSigner(signers, publicKey, {
+    namespace: 'git',
+    at: new Date(commit.committedAt * 1000),
+  });
+  if (!signer) throw new Error(`signed by ${publicKey.fingerprint}, which allowed_signers does not trust`);
+  return { principals: signer.principals, fingerprint: publicKey.fingerprint };
+}
+
+/**
+ * Checks a commit's SSH signature against the allowed signers (see `trustedSigner`). Throws
+ * `untrusted_revision` naming the commit and the reason.
  */
 export async function verifyCommitSignature(
   repo: GitRepo,
@@ -51,23 +78,11 @@ export async function verifyCommitSignature(
   signers: readonly AllowedSigner[],
 ): Promise<Signer> {
   const commit = await readSignedCommit(repo, oid);
-  if (!commit.signature) throw untrusted(oid, 'it is not signed');
-  if (!commit.signature.startsWith('-----BEGIN SSH SIGNATURE-----')) {
-    throw untrusted(oid, 'it carries an OpenPGP signature; only SSH signatures are trusted');
-  }
-  let publicKey;
   try {
-    ({ publicKey } = verifySsh(commit.signature, commit.payload, 'git'));
+    return trustedSigner(commit, signers);
   } catch (error) {
     throw untrusted(oid, (error as Error).message);
   }
-  const signer = findSigner(signers, publicKey, {
-    namespace: 'git',
-    at: new Date(commit.committedAt * 1000),
-  });
-  if (!signer)
-    throw untrusted(oid, `signed by ${publicKey.fingerprint}, which allowed_signers does not trust`);
-  return { principals: signer.principals, fingerprint: publicKey.fingerprint };
 }
 
 async function parentsOf(repo: GitRepo, oid: string): Promise<string[]> {
