@@ -60,19 +60,6 @@ function slotsOf(config: AgentConfig, name: string): string[] {
   return readdirSync(join(config.dirs.root, name, 'slots')).sort();
 }
 
-function stateTip(id: string): string | undefined {
-  try {
-    return git(join(world.dir, 'served', 'fleet.git'), [
-      'rev-parse',
-      '--verify',
-      '-q',
-      `refs/gitfleet/state/${id}`,
-    ]);
-  } catch {
-    return undefined;
-  }
-}
-
 function pass(config: AgentConfig): Promise<PassReport> {
   return runPass(config, { env: {} });
 }
@@ -117,7 +104,7 @@ describe('agent run: converge, stay put, upgrade, uninstall', () => {
     expect(report.recorded?.changed).toBe(true);
     expect(report.recorded?.pushed).toBe(true);
     first = report.recorded?.commit ?? '';
-    expect(stateTip('dev-a')).toBe(first);
+    expect(world.stateTip('dev-a')).toBe(first);
     const shown = git(join(world.dir, 'served', 'fleet.git'), ['show', `${first}:status.yaml`]);
     expect(shown).toContain('reason: "Converged"');
     expect(shown).toContain(`observedRevision: "${report.revision}"`);
@@ -131,7 +118,7 @@ describe('agent run: converge, stay put, upgrade, uninstall', () => {
     expect(hookLines(log)).toHaveLength(hooksBefore);
     expect(report.recorded?.changed).toBe(false);
     expect(report.recorded?.commit).toBe(first);
-    expect(stateTip('dev-a')).toBe(first);
+    expect(world.stateTip('dev-a')).toBe(first);
   });
 
   it('upgrades into a new slot, keeps data, and removes the old slot', async () => {
@@ -211,13 +198,13 @@ describe('agent run: failures roll back and are remembered', () => {
 
   it('a bad packet is not retried on the next pass, and the state does not change', async () => {
     const hooksBefore = hookLines(log).length;
-    const tip = stateTip('dev-b');
+    const tip = world.stateTip('dev-b');
     const report = await pass(config);
     expect(hookLines(log)).toHaveLength(hooksBefore);
     expect(report.errors).toMatchObject([{ code: 'hook_failed', packet: 'meter' }]);
     expect(report.errors[0]?.message).toContain('not retried until the fleet changes this packet');
     expect(report.recorded?.changed).toBe(false);
-    expect(stateTip('dev-b')).toBe(tip);
+    expect(world.stateTip('dev-b')).toBe(tip);
   });
 
   it('a failing check rolls back with check_failed, after the fleet replaced the bad packet', async () => {

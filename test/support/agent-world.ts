@@ -133,6 +133,15 @@ export class AgentWorld {
     return loadAgentConfig(join(dir, 'agent.yaml'));
   }
 
+  /** The served repository's state commit of device `id`, or undefined when it has none. */
+  stateTip(id: string): string | undefined {
+    try {
+      return git(this.bare, ['rev-parse', '--verify', '-q', `refs/gitfleet/state/${id}`]);
+    } catch {
+      return undefined;
+    }
+  }
+
   async close(): Promise<void> {
     await this.git?.close();
     await this.artifacts?.close();
