@@ -51,11 +51,6 @@ const MAX_REACH = 256;
 
 const none: readonly string[] = Object.freeze([]);
 
-interface Choice {
-  nameId: number;
-  packet: Packet;
-}
-
 /**
  * A stable sort in place, as `Array.prototype.sort` is; an insertion sort for the few items a device has,
  * which spares the temporary copies the built-in makes.
@@ -208,14 +203,17 @@ function joinAgreeing(
   return joined;
 }
 
-/** Several requests at the top priority for one name: they must agree on a packet (rule 3). */
+/**
+ * Why several requests at the top priority for one name do not make one packet (rule 3): into `errors`,
+ * each request that fails, or their conflict.
+ */
 function joinRequests(
   index: FleetIndex,
   deviceClass: DeviceClass,
   list: readonly Request[],
   device: Device,
   errors: ResolveError[],
-): Packet | undefined {
+): void {
   const pick = (request: Request) => selectFor(index, deviceClass, request.id, device);
   let packet: Packet | undefined;
   for (const request of list) {
@@ -243,9 +241,8 @@ function joinRequests(
         app: name,
       });
     }
-    return undefined;
+    return;
   }
-  return packet;
 }
 
 /**
@@ -255,7 +252,7 @@ function joinRequests(
  */
 function closeRequires(
   index: FleetIndex,
-  explicit: Map<number, Choice>,
+  explicit: Map<number, Packet>,
   device: Device,
   codes: Int32Array,
   errors: ResolveError[],
@@ -273,13 +270,13 @@ function closeRequires(
         else wanted.set(app.nameId, [{ app, by: packet }]);
       }
     };
-    for (const choice of explicit.values()) want(choice.packet);
+    for (const packet of explicit.values()) want(packet);
     for (const packet of derived.values()) want(packet);
     const next = new Map<number, Packet>();
     const roundErrors: ResolveError[] = [];
     for (const [nameId, reqs] of [...wanted].sort((a, b) => a[0] - b[0])) {
       const name = index.names[nameId] ?? '';
-      const pinned = explicit.get(nameId)?.packet;
+      const pinned = explicit.get(nameId);
       if (pinned) {
         const refused = reqs.find(({ app }) => !candidates(app).includes(pinned));
         if (refused) {
@@ -393,7 +390,7 @@ export interface Closure {
 
 function closeExplicit(
   index: FleetIndex,
-  explicit: Map<number, Choice>,
+  explicit: Map<number, Packet>,
   device: Device,
   codes: Int32Array,
 ): Closure {
@@ -407,7 +404,7 @@ function closeExplicit(
   });
   if (errors.length > 0) return failed(errors);
   const chosen = new Map<string, Packet>();
-  for (const { packet } of explicit.values()) chosen.set(packet.name, packet);
+  for (const packet of explicit.values()) chosen.set(packet.name, packet);
   for (const packet of derived.values()) chosen.set(packet.name, packet);
   const cycle = findCycle(chosen);
   if (cycle) {
@@ -641,10 +638,10 @@ export function resolveInClass(
     const key = closureKey(index, deviceClass.key, packets, required);
     let closure = key === undefined ? undefined : index.closures.get(key);
     if (!closure) {
-      const explicit = new Map<number, Choice>();
+      const explicit = new Map<number, Packet>();
       for (let i = 0; i < n; i++) {
         const nameId = chosen[i] as number;
-        explicit.set(nameId, { nameId, packet: (packets[i] as DesiredPacket).packet });
+        explicit.set(nameId, (packets[i] as DesiredPacket).packet);
       }
       closure = closeExplicit(index, explicit, device, deviceClass.codes);
       if (key !== undefined) {
