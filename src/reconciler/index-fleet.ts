@@ -4,7 +4,7 @@ import { labelsKey } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js';
 import type { Closure, DesiredPacket, Joined, SharedDesired } from './resolve-desired-state.js';
-import { pickTop, rankCandidates, type Selection } from './select-packet.js';
+import { deviceKeys, eligiblePackets, pickTop, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for one class of devices, and the pick of rule 4 among them. */
 export interface Pick {
@@ -27,6 +27,20 @@ export interface CompiledApp {
   readonly classes: readonly Int32Array[];
   /** Picks by encoded labels; undefined when the combinations are too many: then every pick is computed. */
   readonly picks: (Pick | undefined)[] | undefined;
+  /** Made on the first pick. */
+  eligible: Eligible | undefined;
+}
+
+/**
+ * The packets an app can select (see `eligiblePackets`), best first, and what each asks of a device:
+ * packet `i` is a candidate when `codes[keys[j]] === values[j]` for every `j` from `starts[i]` to
+ * `starts[i + 1]` (value ids per packet key, as `DeviceClass.codes` holds them).
+ */
+interface Eligible {
+  readonly packets: readonly Packet[];
+  readonly keys: Int32Array;
+  readonly values: Int32Array;
+  readonly starts: Int32Array;
 }
 
 /** One app of one spec: what the join (rule 3) works with. */
@@ -60,6 +74,8 @@ export const REQUIRES = 8;
 export interface DeviceClass {
   /** Its key in `FleetIndex.classes`. */
   readonly key: number | string;
+  /** A number no other class of the index has had. */
+  readonly serial: number;
   /** The device's label values as value ids per packet key. */
   readonly codes: Int32Array;
   /** Per request: 0 until resolved, then RESOLVED and FAILED | WARNS | REQUIRES as they apply. */
@@ -94,6 +110,8 @@ export interface Scratch {
   /** The device's explicit choices so far: desired packets, and the ids of their names. */
   readonly desired: DesiredPacket[];
   readonly chosen: Int32Array;
+  /** The key of its requires closure (see `closureKey`). */
+  readonly key: Int32Array;
 }
 
 /**
@@ -126,14 +144,16 @@ export interface FleetIndex {
   readonly classes: Map<number | string, DeviceClass>;
   /** Request slots the classes may still allocate before the class memo is emptied. */
   classBudget: number;
+  /** Classes made so far. */
+  classesMade: number;
   /** A packet's position in `fleet.packets`. */
   readonly packetIds: ReadonlyMap<Packet, number>;
   /** The compiled `requires` of each packet that requires something. */
   readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
   /** Per packet that requires something: the names its requires can reach (null: too many), made on demand. */
   readonly reach: Map<Packet, Int32Array | null>;
-  /** Requires closures by `closureKey`. */
-  readonly closures: Map<string, Closure>;
+  /** Requires closures by the hash of their `closureKey`. */
+  readonly closures: Map<number, Closure[]>;
   readonly scratch: Scratch;
 }
 
@@ -216,7 +236,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
       return table;
     });
     const picks = stride <= MAX_COMBINATIONS ? new Array<Pick | undefined>(stride) : undefined;
-    return { app, nameId: nameIds.get(app.name) ?? 0, keys, strides, classes, picks };
+    return { app, nameId: nameIds.get(app.name) ?? 0, keys, strides, classes, picks, eligible: undefined };
   };
 
   const specs = [...fleet.specs].sort((a, b) => compareStrings(a.id, b.id));
@@ -256,6 +276,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     requestPriorities: Float64Array.from(requests, (r) => r.spec.spec.priority),
     classes: new Map(),
     classBudget: CLASS_BUDGET,
+    classesMade: 0,
     packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
     requires: new Map(
       fleet.packets.filter((p) => p.requires.length > 0).map((p) => [p, p.requires.map(compileApp)]),
@@ -274,6 +295,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
       requiring: new Int32Array(names.length),
       warnings: [],
       chosen: new Int32Array(names.length),
+      key: new Int32Array(1024),
     },
   };
 }
@@ -336,6 +358,7 @@ export function classOf(index: FleetIndex, labels: Labels): DeviceClass {
     index.classBudget -= slots;
     found = {
       key,
+      serial: index.classesMade++,
       codes: codes.slice(),
       flags: new Uint8Array(slots),
       selections: new Array<Selection | undefined>(slots),
@@ -379,8 +402,8 @@ function encodeInto(index: FleetIndex, labels: Labels, codes: Int32Array): void 
   }
 }
 
-/** Rule 4 for a compiled app on a device, memoised on the label values that can change it. */
-export function pickFor(index: FleetIndex, compiled: CompiledApp, codes: Int32Array, labels: Labels): Pick {
+/** Rule 4 for a compiled app on a device whose labels are `codes` (see `classOf`), memoised on the values that can change it. */
+export function pickFor(index: FleetIndex, compiled: CompiledApp, codes: Int32Array): Pick {
   let key = 0;
   for (let i = 0; i < compiled.keys.length; i++) {
     const code = codes[compiled.keys[i] as number] as number;
@@ -389,9 +412,32 @@ export function pickFor(index: FleetIndex, compiled: CompiledApp, codes: Int32Ar
   let pick = compiled.picks?.[key];
   if (!pick) {
     const { app } = compiled;
-    const ranked = rankCandidates(index.packetsByName.get(app.name) ?? [], app, labels);
+    const { packets, keys, values, starts } = (compiled.eligible ??= eligibleOf(index, app));
+    const ranked: Packet[] = [];
+    for (let i = 0; i < packets.length; i++) {
+      let fits = true;
+      for (let j = starts[i] as number; fits && j < (starts[i + 1] as number); j++)
+        fits = codes[keys[j] as number] === values[j];
+      if (fits) ranked.push(packets[i] as Packet);
+    }
     pick = { ranked, selection: pickTop(ranked, app, app.version !== undefined) };
     if (compiled.picks) compiled.picks[key] = pick;
   }
   return pick;
+}
+
+function eligibleOf(index: FleetIndex, app: App): Eligible {
+  const packets = eligiblePackets(index.packetsByName.get(app.name) ?? [], app);
+  const keys: number[] = [];
+  const values: number[] = [];
+  const starts = new Int32Array(packets.length + 1);
+  packets.forEach((packet, i) => {
+    for (const key of deviceKeys(packet, app)) {
+      const k = index.packetKeys.indexOf(key);
+      keys.push(k);
+      values.push(index.packetValues[k]?.get(packet.labels[key] ?? '') ?? 0);
+    }
+    starts[i + 1] = keys.length;
+  });
+  return { packets, keys: Int32Array.from(keys), values: Int32Array.from(values), starts };
 }

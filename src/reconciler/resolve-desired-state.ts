@@ -124,11 +124,11 @@ function sharedDesired(request: Request, packet: Packet): SharedDesired {
 }
 
 /** Rule 4 for one request on one class of devices, memoised in the class (see `DeviceClass`). */
-function selectFor(index: FleetIndex, deviceClass: DeviceClass, id: number, device: Device): Selection {
+function selectFor(index: FleetIndex, deviceClass: DeviceClass, id: number): Selection {
   const known = deviceClass.selections[id];
   if (known) return known;
   const request = index.requests[id] as Request;
-  const { selection } = pickFor(index, request.app, deviceClass.codes, device.labels);
+  const { selection } = pickFor(index, request.app, deviceClass.codes);
   deviceClass.selections[id] = selection;
   let flags = RESOLVED;
   if (!selection.ok) flags |= FAILED;
@@ -169,12 +169,7 @@ function requestsOf(
  * they make together and their warnings, shared by the devices of the class that ask the same way.
  * Undefined when they fail or disagree: then `joinRequests` says why.
  */
-function joinAgreeing(
-  index: FleetIndex,
-  deviceClass: DeviceClass,
-  count: number,
-  device: Device,
-): Joined | undefined {
+function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number): Joined | undefined {
   const list = index.scratch.list;
   let packet: Packet | undefined;
   // The ids in mixed radix while that is exact, else as text.
@@ -182,7 +177,7 @@ function joinAgreeing(
   let key: number | string = 0;
   for (let i = 0; i < count; i++) {
     const id = list[i] as number;
-    const selection = selectFor(index, deviceClass, id, device);
+    const selection = selectFor(index, deviceClass, id);
     if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return undefined;
     packet = selection.packet;
     if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
@@ -211,10 +206,9 @@ function joinRequests(
   index: FleetIndex,
   deviceClass: DeviceClass,
   list: readonly Request[],
-  device: Device,
   errors: ResolveError[],
 ): void {
-  const pick = (request: Request) => selectFor(index, deviceClass, request.id, device);
+  const pick = (request: Request) => selectFor(index, deviceClass, request.id);
   let packet: Packet | undefined;
   for (const request of list) {
     const selection = pick(request);
@@ -253,11 +247,10 @@ function joinRequests(
 function closeRequires(
   index: FleetIndex,
   explicit: Map<number, Packet>,
-  device: Device,
   codes: Int32Array,
   errors: ResolveError[],
 ): Map<number, Packet> {
-  const candidates = (app: CompiledApp) => pickFor(index, app, codes, device.labels).ranked;
+  const candidates = (app: CompiledApp) => pickFor(index, app, codes).ranked;
   let derived = new Map<number, Packet>();
   const seen = new Set<string>();
   for (let round = 0; ; round++) {
@@ -380,10 +373,14 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
  * explicit choices of the names those can reach, so devices that agree on these share one.
  */
 export interface Closure {
+  /** What it was made for (see `closureKey`): closures whose keys hash alike are told apart by it. */
+  readonly key: Int32Array;
   readonly errors: readonly ResolveError[];
-  /** Derived packets, with their `requiredBy`, sorted by name. */
+  /** Derived packets, with their `requiredBy`, sorted by name, and the ids of their names. */
   readonly added: readonly DesiredPacket[];
-  readonly requiredBy: ReadonlyMap<string, readonly string[]>;
+  readonly addedNames: Int32Array;
+  /** By name id: the names of the packets that require an explicit packet of that name. */
+  readonly requiredBy: ReadonlyMap<number, readonly string[]>;
   /** Explicit desired packets with `requiredBy` filled in, made once per closure. */
   readonly withBy: Map<DesiredPacket, DesiredPacket>;
 }
@@ -391,14 +388,16 @@ export interface Closure {
 function closeExplicit(
   index: FleetIndex,
   explicit: Map<number, Packet>,
-  device: Device,
   codes: Int32Array,
+  key: Int32Array,
 ): Closure {
   const errors: ResolveError[] = [];
-  const derived = closeRequires(index, explicit, device, codes, errors);
+  const derived = closeRequires(index, explicit, codes, errors);
   const failed = (found: ResolveError[]): Closure => ({
+    key,
     errors: found,
     added: [],
+    addedNames: new Int32Array(0),
     requiredBy: new Map(),
     withBy: new Map(),
   });
@@ -416,39 +415,47 @@ function closeExplicit(
       },
     ]);
   }
-  const requiredBy = new Map<string, string[]>();
+  const requiredBy = new Map<number, string[]>();
   for (const [name, packet] of [...chosen]
     .filter(([, p]) => p.requires.length > 0)
     .sort((a, b) => compareStrings(a[0], b[0]))) {
-    for (const dep of dependsOn(packet)) requiredBy.set(dep, [...(requiredBy.get(dep) ?? []), name]);
+    for (const dep of dependsOn(packet)) {
+      const nameId = index.nameIds.get(dep) ?? -1;
+      requiredBy.set(nameId, [...(requiredBy.get(nameId) ?? []), name]);
+    }
   }
-  const added = [...derived.values()]
-    .sort((a, b) => compareStrings(a.name, b.name))
-    .map((packet) => ({
-      packet,
-      specs: none,
-      requiredBy: requiredBy.get(packet.name) ?? none,
-      dependsOn: dependsOn(packet),
-    }));
-  return { errors, added, requiredBy, withBy: new Map() };
+  // Name ids are in name order.
+  const addedNames = Int32Array.from(derived.keys()).sort();
+  const added = Array.from(addedNames, (nameId) => {
+    const packet = derived.get(nameId) as Packet;
+    return { packet, specs: none, requiredBy: requiredBy.get(nameId) ?? none, dependsOn: dependsOn(packet) };
+  });
+  return { key, errors, added, addedNames, requiredBy, withBy: new Map() };
 }
 
-/** The explicit packets merged with what the closure adds, in name order, with `requiredBy` filled in. */
-function applyClosure(closure: Closure, packets: readonly DesiredPacket[]): DesiredPacket[] {
-  const { added, requiredBy, withBy } = closure;
-  const out = new Array<DesiredPacket>(packets.length + added.length);
+/**
+ * The device's explicit packets (`desired` with names `chosen`, `n` of them, in name order) merged with
+ * what the closure adds, with `requiredBy` filled in.
+ */
+function applyClosure(
+  closure: Closure,
+  desired: readonly DesiredPacket[],
+  chosen: Int32Array,
+  n: number,
+): DesiredPacket[] {
+  const { added, addedNames, requiredBy, withBy } = closure;
+  const out = new Array<DesiredPacket>(n + added.length);
   let j = 0;
   let k = 0;
-  for (const desired of packets) {
-    const name = desired.packet.name;
-    while (j < added.length && compareStrings((added[j] as DesiredPacket).packet.name, name) < 0)
-      out[k++] = added[j++] as DesiredPacket;
-    const by = requiredBy.size === 0 ? undefined : requiredBy.get(name);
-    let filled = desired;
+  for (let i = 0; i < n; i++) {
+    const nameId = chosen[i] as number;
+    while (j < added.length && (addedNames[j] as number) < nameId) out[k++] = added[j++] as DesiredPacket;
+    let filled = desired[i] as DesiredPacket;
+    const by = requiredBy.size === 0 ? undefined : requiredBy.get(nameId);
     if (by) {
-      const known = withBy.get(desired);
+      const known = withBy.get(filled);
       if (known) filled = known;
-      else withBy.set(desired, (filled = { ...desired, requiredBy: by }));
+      else withBy.set(filled, (filled = { ...filled, requiredBy: by }));
     }
     out[k++] = filled;
   }
@@ -475,54 +482,51 @@ function reachOf(index: FleetIndex, packet: Packet): Int32Array | null {
 }
 
 /**
- * The key of a device's closure (see `Closure`): its class, the explicit packets that require
- * something, and the explicit choice (or none) of every name they can reach. Undefined when too many
- * names are reachable to make memoising worth it.
+ * The key of a device's closure (see `Closure`) into `index.scratch.key`: its class, then for each
+ * explicit packet that requires something (`requiring` of them), that packet and the explicit choice (or
+ * none) of every name it can reach. Returns the key's length, or -1 when too many names are reachable to
+ * make memoising worth it. `chosen` holds the ids of the explicit choices' names, in order.
  */
-function closureKey(
-  index: FleetIndex,
-  classKey: number | string,
-  packets: readonly DesiredPacket[],
-  requiring: number,
-): string | undefined {
-  const { chosen } = index.scratch;
-  let key = `${classKey}`;
-  let names: Int32Array | undefined;
-  let merged: Set<number> | undefined;
+function closureKey(index: FleetIndex, deviceClass: DeviceClass, n: number, requiring: number): number {
+  const { chosen, desired, key } = index.scratch;
+  let length = 0;
+  key[length++] = deviceClass.serial;
   for (let i = 0; i < requiring; i++) {
-    const { packet } = packets[index.scratch.requiring[i] as number] as DesiredPacket;
+    const { packet } = desired[index.scratch.requiring[i] as number] as DesiredPacket;
     const reach = reachOf(index, packet);
-    if (reach === null) return undefined;
-    key += `,${index.packetIds.get(packet)}`;
-    if (!names) names = reach;
-    else {
-      merged ??= new Set(names);
-      for (const id of reach) merged.add(id);
-    }
-  }
-  if (merged) {
-    if (merged.size > MAX_REACH) return undefined;
-    names = Int32Array.from(merged).sort();
-  }
-  key += ';';
-  for (const nameId of names ?? []) {
-    // `chosen` is sorted: the explicit choices' name ids in name order.
-    let lo = 0;
-    let hi = packets.length - 1;
-    let at = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const id = chosen[mid] as number;
-      if (id === nameId) {
-        at = mid;
-        break;
+    if (reach === null || length + 1 + reach.length > key.length) return -1;
+    key[length++] = index.packetIds.get(packet) ?? -1;
+    for (const nameId of reach) {
+      let lo = 0;
+      let hi = n - 1;
+      let choice = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >>> 1;
+        const id = chosen[mid] as number;
+        if (id === nameId) {
+          choice = index.packetIds.get((desired[mid] as DesiredPacket).packet) ?? -1;
+          break;
+        }
+        if (id < nameId) lo = mid + 1;
+        else hi = mid - 1;
       }
-      if (id < nameId) lo = mid + 1;
-      else hi = mid - 1;
+      key[length++] = choice;
     }
-    key += at < 0 ? '-,' : `${index.packetIds.get((packets[at] as DesiredPacket).packet)},`;
   }
-  return key;
+  return length;
+}
+
+/** FNV-1a over 32-bit words. */
+function hashWords(words: Int32Array, length: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < length; i++) hash = Math.imul(hash ^ (words[i] as number), 0x01000193);
+  return hash >>> 0;
+}
+
+function sameWords(a: Int32Array, b: Int32Array, length: number): boolean {
+  if (a.length !== length) return false;
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -594,11 +598,11 @@ export function resolveInClass(
       if (count[nameId] === 1) {
         let flags = deviceClass.flags[id] as number;
         if (flags === 0) {
-          selectFor(index, deviceClass, id, device);
+          selectFor(index, deviceClass, id);
           flags = deviceClass.flags[id] as number;
         }
         if ((flags & FAILED) !== 0) {
-          const selection = selectFor(index, deviceClass, id, device);
+          const selection = selectFor(index, deviceClass, id);
           const request = index.requests[id] as Request;
           if (!selection.ok)
             (errors ??= []).push({
@@ -614,13 +618,13 @@ export function resolveInClass(
         if ((flags & REQUIRES) !== 0) requiring[required++] = n;
       } else {
         const asking = requestsOf(index, applying, from, to, nameId, requestPriorities[id] as number);
-        const joined = joinAgreeing(index, deviceClass, asking, device);
+        const joined = joinAgreeing(index, deviceClass, asking);
         if (!joined) {
           const list = Array.from(
             index.scratch.list.subarray(0, asking),
             (r) => index.requests[r] as Request,
           );
-          joinRequests(index, deviceClass, list, device, (errors ??= []));
+          joinRequests(index, deviceClass, list, (errors ??= []));
           continue;
         }
         if (errors) continue;
@@ -632,26 +636,27 @@ export function resolveInClass(
     }
   }
   if (errors) return { ok: false, device, errors: sortSmall(errors, byApp) };
-  const packets = desired.slice(0, n);
   const sorted = warned === 0 ? none : sortSmall(warnings.slice(0, warned), compareStrings);
-  if (required > 0) {
-    const key = closureKey(index, deviceClass.key, packets, required);
-    let closure = key === undefined ? undefined : index.closures.get(key);
-    if (!closure) {
-      const explicit = new Map<number, Packet>();
-      for (let i = 0; i < n; i++) {
-        const nameId = chosen[i] as number;
-        explicit.set(nameId, (packets[i] as DesiredPacket).packet);
-      }
-      closure = closeExplicit(index, explicit, device, deviceClass.codes);
-      if (key !== undefined) {
+  if (required === 0) return { ok: true, device, packets: desired.slice(0, n), warnings: sorted };
+  const length = closureKey(index, deviceClass, n, required);
+  const hash = length < 0 ? 0 : hashWords(index.scratch.key, length);
+  const known = length < 0 ? undefined : index.closures.get(hash);
+  let closure: Closure | undefined;
+  for (let i = 0; known !== undefined && i < known.length && !closure; i++)
+    if (sameWords((known[i] as Closure).key, index.scratch.key, length)) closure = known[i];
+  if (!closure) {
+    const explicit = new Map<number, Packet>();
+    for (let i = 0; i < n; i++) explicit.set(chosen[i] as number, (desired[i] as DesiredPacket).packet);
+    const key = index.scratch.key.slice(0, Math.max(0, length));
+    closure = closeExplicit(index, explicit, deviceClass.codes, key);
+    if (length >= 0) {
+      if (known) known.push(closure);
+      else {
         if (index.closures.size >= MAX_CLOSURES) index.closures.clear();
-        index.closures.set(key, closure);
+        index.closures.set(hash, [closure]);
       }
     }
-    if (closure.errors.length > 0)
-      return { ok: false, device, errors: closure.errors.map((e) => ({ ...e })) };
-    return { ok: true, device, packets: applyClosure(closure, packets), warnings: sorted };
   }
-  return { ok: true, device, packets, warnings: sorted };
+  if (closure.errors.length > 0) return { ok: false, device, errors: closure.errors.map((e) => ({ ...e })) };
+  return { ok: true, device, packets: applyClosure(closure, desired, chosen, n), warnings: sorted };
 }

@@ -6,15 +6,6 @@ export type Selection =
   | { ok: true; packet: Packet }
   | { ok: false; code: 'no_matching_packet' | 'ambiguous_match'; message: string };
 
-/** The merged label M of rule 4: the app's pinned labels win over the device's labels. */
-function mergedValue(app: App, device: Labels, key: string): string | undefined {
-  return Object.hasOwn(app.labels, key)
-    ? app.labels[key]
-    : Object.hasOwn(device, key)
-      ? device[key]
-      : undefined;
-}
-
 // Memoised semver parsing: a fleet has few distinct versions and ranges, and the resolver asks often.
 const zero = new semver.SemVer('0.0.0');
 const versions = new Map<string, semver.SemVer | null>();
@@ -60,22 +51,35 @@ function satisfies(range: semver.Range, version: string): boolean {
 }
 
 /**
- * The candidates of rule 4 for an app on a device, best first. Without `version`: packets of that name
- * whose whole labelset is a subset of M, most labels first. With a `version` range: packets whose
- * `version` label satisfies it and whose other labels are a subset of M, highest version first, then most
- * labels. `packets` are the packets of the app's name.
+ * The packets of rule 4 that an app can select on some device, best first: of the packets of its name
+ * (`packets`), those that agree with every label the app pins and, with a `version` range, whose
+ * `version` satisfies it (then `version` is not compared as a label). Ranked highest version first
+ * under a range, then most labels; ties keep the given order. What is left for a device with labels D
+ * is the app's candidates on D: those whose other labels all equal D's (see `deviceKeys`).
  */
-export function rankCandidates(packets: readonly Packet[], app: App, device: Labels): Packet[] {
+export function eligiblePackets(packets: readonly Packet[], app: App): Packet[] {
   const range = app.version === undefined ? undefined : parseRange(app.version);
-  const candidates = packets.filter((packet) => {
+  const eligible = packets.filter((packet) => {
     for (const key in packet.labels) {
       if (range !== undefined && key === 'version') continue;
-      if (mergedValue(app, device, key) !== packet.labels[key]) return false;
+      if (Object.hasOwn(app.labels, key) && app.labels[key] !== packet.labels[key]) return false;
     }
     if (range === undefined) return true;
     return range !== null && satisfies(range, packet.labels.version ?? '');
   });
-  return candidates.sort((a, b) => compareRank(a, b, range !== undefined));
+  return eligible.sort((a, b) => compareRank(a, b, range !== undefined));
+}
+
+/**
+ * The label keys of an eligible packet that a device must have with the packet's value: every key
+ * the app does not pin, except `version` under a range. (Merged labels M = D overlaid by the pins, so
+ * these are the keys where M is D.)
+ */
+export function deviceKeys(packet: Packet, app: App): string[] {
+  const ranged = app.version !== undefined;
+  return Object.keys(packet.labels).filter(
+    (key) => !Object.hasOwn(app.labels, key) && !(ranged && key === 'version'),
+  );
 }
 
 /** Negative when `a` ranks above `b`; 0 is a tie (ambiguous if it happens at the top). */
