@@ -3,7 +3,7 @@ import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.j
 import { labelsKey } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js';
-import type { Closure, DesiredPacket, Joined, SharedDesired } from './resolve-desired-state.js';
+import type { Closure, DesiredPacket, Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
 import { deviceKeys, eligiblePackets, pickTop, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for one class of devices, and the pick of rule 4 among them. */
@@ -34,7 +34,7 @@ export interface CompiledApp {
 /**
  * The packets an app can select (see `eligiblePackets`), best first, and what each asks of a device:
  * packet `i` is a candidate when `codes[keys[j]] === values[j]` for every `j` from `starts[i]` to
- * `starts[i + 1]` (value ids per packet key, as `DeviceClass.codes` holds them).
+ * `starts[i + 1]` (a device's value ids per packet key, see `encodeLabels`).
  */
 interface Eligible {
   readonly packets: readonly Packet[];
@@ -51,6 +51,11 @@ export interface Request {
   readonly app: CompiledApp;
   /** The desired packet this request alone makes (shared by every device it applies to), by packet. */
   readonly shared: Map<Packet, SharedDesired>;
+  /**
+   * What it makes on a device, by its app's pick key (see `pickKeyOf`): made on first use, empty when
+   * the app has too many label combinations or the index's budget is spent (then nothing is kept).
+   */
+  outcomes: (Outcome | undefined)[] | undefined;
 }
 
 export interface CompiledSpec {
@@ -60,32 +65,22 @@ export interface CompiledSpec {
   readonly requests: readonly Request[];
 }
 
-/** `DeviceClass.flags` of a request: resolved, and what the join needs to know without reading more. */
-export const RESOLVED = 1;
-export const FAILED = 2;
-export const WARNS = 4;
-export const REQUIRES = 8;
+/** `Outcome.flags`: what the join needs to know of a request's outcome without reading more. */
+export const FAILED = 1;
+export const WARNS = 2;
+export const REQUIRES = 4;
 
 /**
- * Devices whose labels agree on every key a packet has (a value no packet uses counts as absent) select
- * the same packets for every app: they form one class, and resolve each request once between them. The
- * join reads a request's flags and desired packet side by side in flat tables, by request id.
+ * Devices whose labels agree on every key a packet has (a value no packet uses counts as absent) get the
+ * same outcome from every request: they form one class, whose table the join reads by request id.
  */
 export interface DeviceClass {
   /** Its key in `FleetIndex.classes`. */
   readonly key: number | string;
-  /** A number no other class of the index has had. */
-  readonly serial: number;
-  /** The device's label values as value ids per packet key. */
+  /** The labels of its devices as value ids per packet key (see `encodeLabels`). */
   readonly codes: Int32Array;
-  /** Per request: 0 until resolved, then RESOLVED and FAILED | WARNS | REQUIRES as they apply. */
-  readonly flags: Uint8Array;
-  readonly selections: (Selection | undefined)[];
-  /** When it selects a packet: the desired packet the request alone makes, and its fallback warning. */
-  readonly desired: (DesiredPacket | undefined)[];
-  readonly warnings: (string | undefined)[];
-  /** Requests of equal priority that agree, by their ids (see `joinAgreeing`). */
-  readonly joined: Map<number | string, Joined>;
+  /** Per request id: its outcome on the class, filled on first use. */
+  readonly outcomes: (Outcome | undefined)[];
 }
 
 /** Per-call working memory of the join, kept in the index so that a device allocates nothing for it. */
@@ -99,7 +94,7 @@ export interface Scratch {
   readonly count: Int32Array;
   /** Names asked for by the device, as a bitset over name ids (cleared while read). */
   readonly asked: Int32Array;
-  /** The device's label values as value ids per packet key. */
+  /** The device's label values as value ids per packet key (see `encodeLabels`). */
   readonly codes: Int32Array;
   /** Fallback warnings of the device so far. */
   readonly warnings: string[];
@@ -116,7 +111,7 @@ export interface Scratch {
 
 /**
  * A fleet indexed once for resolving many devices: specs by target bitsets, packets by name, compiled
- * apps with memoised picks, device classes with memoised selections. Results are identical to scanning
+ * apps with memoised picks, requests with memoised outcomes. Results are identical to scanning
  * every spec and packet for every device (bench/reference-resolve.ts is that scan); only faster. Not
  * safe to share across threads.
  */
@@ -140,12 +135,14 @@ export interface FleetIndex {
   /** Per request id: its app's name id and its spec's priority, side by side for the join. */
   readonly requestNames: Int32Array;
   readonly requestPriorities: Float64Array;
+  /** Outcome slots (see `Request.outcomes`) requests may still allocate. */
+  outcomeBudget: number;
   /** Device classes by `classKeyOf`. */
   readonly classes: Map<number | string, DeviceClass>;
   /** Request slots the classes may still allocate before the class memo is emptied. */
   classBudget: number;
-  /** Classes made so far. */
-  classesMade: number;
+  /** Requests of equal priority that agree (see `joinAgreeing`), by their ids; one per packet they select. */
+  readonly joined: Map<number | string, Joined[]>;
   /** A packet's position in `fleet.packets`. */
   readonly packetIds: ReadonlyMap<Packet, number>;
   /** The compiled `requires` of each packet that requires something. */
@@ -157,8 +154,9 @@ export interface FleetIndex {
   readonly scratch: Scratch;
 }
 
-/** Request slots (classes × requests) an index memoises at most: about 25 bytes each. */
-const CLASS_BUDGET = 1 << 20;
+/** Outcome slots an index memoises at most, per request and per class (8 bytes each, plus the outcomes). */
+const OUTCOME_BUDGET = 1 << 22;
+const CLASS_BUDGET = 1 << 21;
 
 /** Label combinations an app may be memoised over (packets of one name with many varied keys exceed it). */
 const MAX_COMBINATIONS = 1 << 16;
@@ -252,6 +250,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
         spec: compiled,
         app: compileApp(app),
         shared: new Map(),
+        outcomes: undefined,
       };
       own.push(request);
       requests.push(request);
@@ -274,9 +273,10 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     specFirst,
     requestNames: Int32Array.from(requests, (r) => r.app.nameId),
     requestPriorities: Float64Array.from(requests, (r) => r.spec.spec.priority),
+    outcomeBudget: OUTCOME_BUDGET,
     classes: new Map(),
     classBudget: CLASS_BUDGET,
-    classesMade: 0,
+    joined: new Map(),
     packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
     requires: new Map(
       fleet.packets.filter((p) => p.requires.length > 0).map((p) => [p, p.requires.map(compileApp)]),
@@ -346,7 +346,6 @@ export function matchSpecOrders(
 /** The class of devices with these labels (see `DeviceClass`), made on first sight. */
 export function classOf(index: FleetIndex, labels: Labels): DeviceClass {
   const key = classKeyOf(index, labels);
-  const codes = index.scratch.codes;
   let found = index.classes.get(key);
   if (!found) {
     const slots = index.requests.length;
@@ -356,16 +355,7 @@ export function classOf(index: FleetIndex, labels: Labels): DeviceClass {
       index.classBudget = CLASS_BUDGET;
     }
     index.classBudget -= slots;
-    found = {
-      key,
-      serial: index.classesMade++,
-      codes: codes.slice(),
-      flags: new Uint8Array(slots),
-      selections: new Array<Selection | undefined>(slots),
-      warnings: new Array<string | undefined>(slots),
-      desired: new Array<DesiredPacket | undefined>(slots),
-      joined: new Map(),
-    };
+    found = { key, codes: index.scratch.codes.slice(), outcomes: new Array<Outcome | undefined>(slots) };
     index.classes.set(key, found);
   }
   return found;
@@ -377,12 +367,7 @@ export function classOf(index: FleetIndex, labels: Labels): DeviceClass {
  */
 export function classKeyOf(index: FleetIndex, labels: Labels): number | string {
   const codes = index.scratch.codes;
-  encodeInto(index, labels, codes);
-  return classKey(index, codes);
-}
-
-/** A number (mixed radix over the value ids) when the combinations fit in one, else a string. */
-function classKey(index: FleetIndex, codes: Int32Array): number | string {
+  encodeLabels(index, labels, codes);
   let key = 0;
   let radix = 1;
   for (let i = 0; i < codes.length; i++) {
@@ -393,7 +378,8 @@ function classKey(index: FleetIndex, codes: Int32Array): number | string {
   return key;
 }
 
-function encodeInto(index: FleetIndex, labels: Labels, codes: Int32Array): void {
+/** Writes into `codes` the device's label values as value ids per packet key (0: absent, or a value no packet uses). */
+export function encodeLabels(index: FleetIndex, labels: Labels, codes: Int32Array): void {
   const { packetKeys, packetValues } = index;
   for (let i = 0; i < packetKeys.length; i++) {
     const key = packetKeys[i] as string;
@@ -402,13 +388,41 @@ function encodeInto(index: FleetIndex, labels: Labels, codes: Int32Array): void 
   }
 }
 
-/** Rule 4 for a compiled app on a device whose labels are `codes` (see `classOf`), memoised on the values that can change it. */
-export function pickFor(index: FleetIndex, compiled: CompiledApp, codes: Int32Array): Pick {
+/**
+ * The pick key of a compiled app on a device whose labels are `codes`: devices with equal keys have the
+ * same candidates (mixed radix over the values the app's packets use).
+ */
+export function pickKeyOf(compiled: CompiledApp, codes: Int32Array): number {
   let key = 0;
   for (let i = 0; i < compiled.keys.length; i++) {
     const code = codes[compiled.keys[i] as number] as number;
     key += ((compiled.classes[i] as Int32Array)[code] as number) * (compiled.strides[i] as number);
   }
+  return key;
+}
+
+/** The outcome table of a request (see `Request.outcomes`), made on first use. */
+export function outcomesOf(index: FleetIndex, request: Request): (Outcome | undefined)[] {
+  let table = request.outcomes;
+  if (table === undefined) {
+    const size = request.app.picks?.length ?? Infinity;
+    if (size > index.outcomeBudget) table = [];
+    else {
+      index.outcomeBudget -= size;
+      table = new Array<Outcome | undefined>(size);
+    }
+    request.outcomes = table;
+  }
+  return table;
+}
+
+/** Rule 4 for a compiled app on a device whose labels are `codes`, memoised on the values that can change it. */
+export function pickFor(index: FleetIndex, compiled: CompiledApp, codes: Int32Array): Pick {
+  return pickAt(index, compiled, pickKeyOf(compiled, codes), codes);
+}
+
+/** `pickFor` when the pick key is known. */
+export function pickAt(index: FleetIndex, compiled: CompiledApp, key: number, codes: Int32Array): Pick {
   let pick = compiled.picks?.[key];
   if (!pick) {
     const { app } = compiled;

@@ -5,14 +5,16 @@ import { formatLabels } from '../schema/labels.js';
 import {
   classOf,
   matchSpecOrders,
+  outcomesOf,
+  pickAt,
   pickFor,
+  pickKeyOf,
   type CompiledApp,
   type DeviceClass,
   type FleetIndex,
   type Request,
   FAILED,
   REQUIRES,
-  RESOLVED,
   WARNS,
 } from './index-fleet.js';
 import { compareRank, pickTop, type Selection } from './select-packet.js';
@@ -102,7 +104,7 @@ function fallbackWarning({ spec, app }: Request, packet: Packet): string | undef
   return `spec ${spec.spec.id} pins ${missing.sort().join(', ')} for ${packet.name}, but the chosen packet ${describe(packet)} has no such label (generic fallback)`;
 }
 
-/** Requests of equal priority that agree (rule 3), joined once per class (see `joinAgreeing`). */
+/** Requests of equal priority that agree (rule 3), joined once per packet they select (see `joinAgreeing`). */
 export interface Joined {
   readonly desired: DesiredPacket;
   readonly warnings: readonly string[];
@@ -123,24 +125,43 @@ function sharedDesired(request: Request, packet: Packet): SharedDesired {
   return entry;
 }
 
-/** Rule 4 for one request on one class of devices, memoised in the class (see `DeviceClass`). */
-function selectFor(index: FleetIndex, deviceClass: DeviceClass, id: number): Selection {
-  const known = deviceClass.selections[id];
-  if (known) return known;
+/** What one request alone makes on the devices whose labels give one pick key (see `outcomeOf`). */
+export interface Outcome {
+  readonly selection: Selection;
+  /** FAILED, or WARNS and REQUIRES as they apply. */
+  readonly flags: number;
+  /** When it selects a packet: the desired packet the request alone makes, and its fallback warning. */
+  readonly desired: DesiredPacket | undefined;
+  readonly warning: string | undefined;
+}
+
+/** `outcomeOf` for a class, kept in its table. */
+function outcomeIn(index: FleetIndex, deviceClass: DeviceClass, id: number): Outcome {
+  return (deviceClass.outcomes[id] = outcomeOf(index, id, deviceClass.codes));
+}
+
+/**
+ * Rule 4 for request `id` on a device whose labels are `codes`, memoised per request on its app's pick
+ * key: classes that differ only in labels no packet of the name uses share the outcome.
+ */
+function outcomeOf(index: FleetIndex, id: number, codes: Int32Array): Outcome {
   const request = index.requests[id] as Request;
-  const { selection } = pickFor(index, request.app, deviceClass.codes);
-  deviceClass.selections[id] = selection;
-  let flags = RESOLVED;
-  if (!selection.ok) flags |= FAILED;
-  else {
-    const { desired, warning } = sharedDesired(request, selection.packet);
-    if (selection.packet.requires.length > 0) flags |= REQUIRES;
-    if (warning !== undefined) flags |= WARNS;
-    deviceClass.desired[id] = desired;
-    deviceClass.warnings[id] = warning;
+  const key = pickKeyOf(request.app, codes);
+  const table = outcomesOf(index, request);
+  let outcome = table[key];
+  if (outcome === undefined) {
+    const { selection } = pickAt(index, request.app, key, codes);
+    if (!selection.ok) outcome = { selection, flags: FAILED, desired: undefined, warning: undefined };
+    else {
+      const { desired, warning } = sharedDesired(request, selection.packet);
+      let flags = 0;
+      if (selection.packet.requires.length > 0) flags |= REQUIRES;
+      if (warning !== undefined) flags |= WARNS;
+      outcome = { selection, flags, desired, warning };
+    }
+    if (table.length > 0) table[key] = outcome;
   }
-  deviceClass.flags[id] = flags;
-  return selection;
+  return outcome;
 }
 
 /** Into `index.scratch.list`: the requests of one name at one priority among the applying specs, in spec order. */
@@ -165,9 +186,9 @@ function requestsOf(
 }
 
 /**
- * Rule 3 for the requests in `index.scratch.list` when they all select one packet: the desired packet
- * they make together and their warnings, shared by the devices of the class that ask the same way.
- * Undefined when they fail or disagree: then `joinRequests` says why.
+ * Rule 3 for the first `count` requests in `index.scratch.list` when they all select one packet on a
+ * device of the class: the desired packet they make together and their warnings, shared by
+ * the devices they select it for. Undefined when they fail or disagree: then `joinRequests` says why.
  */
 function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number): Joined | undefined {
   const list = index.scratch.list;
@@ -177,14 +198,17 @@ function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number
   let key: number | string = 0;
   for (let i = 0; i < count; i++) {
     const id = list[i] as number;
-    const selection = selectFor(index, deviceClass, id);
+    const { selection } = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
     if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return undefined;
     packet = selection.packet;
     if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
       key = key * radix + id + 1;
     else key = `${key},${id}`;
   }
-  let joined = deviceClass.joined.get(key);
+  const known = index.joined.get(key);
+  let joined: Joined | undefined;
+  for (let i = 0; known !== undefined && i < known.length && !joined; i++)
+    if ((known[i] as Joined).desired.packet === packet) joined = known[i];
   if (!joined && packet) {
     const requests = Array.from(list.subarray(0, count), (id) => index.requests[id] as Request);
     const warnings: string[] = [];
@@ -193,7 +217,9 @@ function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number
       if (warning) warnings.push(warning);
     }
     const desired = { packet, specs: specIds(requests), requiredBy: none, dependsOn: dependsOn(packet) };
-    deviceClass.joined.set(key, (joined = { desired, warnings }));
+    joined = { desired, warnings };
+    if (known) known.push(joined);
+    else index.joined.set(key, [joined]);
   }
   return joined;
 }
@@ -208,7 +234,8 @@ function joinRequests(
   list: readonly Request[],
   errors: ResolveError[],
 ): void {
-  const pick = (request: Request) => selectFor(index, deviceClass, request.id);
+  const pick = (request: Request) =>
+    (deviceClass.outcomes[request.id] ?? outcomeIn(index, deviceClass, request.id)).selection;
   let packet: Packet | undefined;
   for (const request of list) {
     const selection = pick(request);
@@ -482,15 +509,16 @@ function reachOf(index: FleetIndex, packet: Packet): Int32Array | null {
 }
 
 /**
- * The key of a device's closure (see `Closure`) into `index.scratch.key`: its class, then for each
+ * The key of a device's closure (see `Closure`) into `index.scratch.key`: its label codes, then for each
  * explicit packet that requires something (`requiring` of them), that packet and the explicit choice (or
  * none) of every name it can reach. Returns the key's length, or -1 when too many names are reachable to
  * make memoising worth it. `chosen` holds the ids of the explicit choices' names, in order.
  */
-function closureKey(index: FleetIndex, deviceClass: DeviceClass, n: number, requiring: number): number {
+function closureKey(index: FleetIndex, codes: Int32Array, n: number, requiring: number): number {
   const { chosen, desired, key } = index.scratch;
-  let length = 0;
-  key[length++] = deviceClass.serial;
+  if (codes.length > key.length) return -1;
+  key.set(codes);
+  let length = codes.length;
   for (let i = 0; i < requiring; i++) {
     const { packet } = desired[index.scratch.requiring[i] as number] as DesiredPacket;
     const reach = reachOf(index, packet);
@@ -552,6 +580,7 @@ export function resolveInClass(
   from: number,
   to: number,
 ): DesiredState {
+  const { codes } = deviceClass;
   const { requestNames, requestPriorities, specFirst } = index;
   const { top, count, asked, desired, chosen } = index.scratch;
 
@@ -596,25 +625,20 @@ export function resolveInClass(
       const id = top[nameId] as number;
       top[nameId] = -1;
       if (count[nameId] === 1) {
-        let flags = deviceClass.flags[id] as number;
-        if (flags === 0) {
-          selectFor(index, deviceClass, id);
-          flags = deviceClass.flags[id] as number;
-        }
-        if ((flags & FAILED) !== 0) {
-          const selection = selectFor(index, deviceClass, id);
+        const outcome = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
+        const { flags, selection } = outcome;
+        if (!selection.ok) {
           const request = index.requests[id] as Request;
-          if (!selection.ok)
-            (errors ??= []).push({
-              code: selection.code,
-              message: `${selection.message} (spec ${request.spec.spec.id})`,
-              app: request.app.app.name,
-            });
+          (errors ??= []).push({
+            code: selection.code,
+            message: `${selection.message} (spec ${request.spec.spec.id})`,
+            app: request.app.app.name,
+          });
           continue;
         }
         if (errors) continue;
-        desired[n] = deviceClass.desired[id] as DesiredPacket;
-        if ((flags & WARNS) !== 0) warnings[warned++] = deviceClass.warnings[id] as string;
+        desired[n] = outcome.desired as DesiredPacket;
+        if ((flags & WARNS) !== 0) warnings[warned++] = outcome.warning as string;
         if ((flags & REQUIRES) !== 0) requiring[required++] = n;
       } else {
         const asking = requestsOf(index, applying, from, to, nameId, requestPriorities[id] as number);
@@ -638,7 +662,7 @@ export function resolveInClass(
   if (errors) return { ok: false, device, errors: sortSmall(errors, byApp) };
   const sorted = warned === 0 ? none : sortSmall(warnings.slice(0, warned), compareStrings);
   if (required === 0) return { ok: true, device, packets: desired.slice(0, n), warnings: sorted };
-  const length = closureKey(index, deviceClass, n, required);
+  const length = closureKey(index, codes, n, required);
   const hash = length < 0 ? 0 : hashWords(index.scratch.key, length);
   const known = length < 0 ? undefined : index.closures.get(hash);
   let closure: Closure | undefined;
@@ -648,7 +672,7 @@ export function resolveInClass(
     const explicit = new Map<number, Packet>();
     for (let i = 0; i < n; i++) explicit.set(chosen[i] as number, (desired[i] as DesiredPacket).packet);
     const key = index.scratch.key.slice(0, Math.max(0, length));
-    closure = closeExplicit(index, explicit, deviceClass.codes, key);
+    closure = closeExplicit(index, explicit, codes, key);
     if (length >= 0) {
       if (known) known.push(closure);
       else {
