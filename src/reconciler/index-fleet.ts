@@ -83,6 +83,15 @@ export interface DeviceClass {
   readonly outcomes: (Outcome | undefined)[];
 }
 
+/**
+ * What the requires closure of a packet can depend on: the names its requires reach (through any packet
+ * of each name), sorted, and the compiled requires of every packet of those names and of its own.
+ */
+export interface Reach {
+  readonly names: Int32Array;
+  readonly apps: readonly CompiledApp[];
+}
+
 /** Per-call working memory of the join, kept in the index so that a device allocates nothing for it. */
 export interface Scratch {
   /** Orders of the specs that apply to the device (see `matchSpecOrders`). */
@@ -147,8 +156,8 @@ export interface FleetIndex {
   readonly packetIds: ReadonlyMap<Packet, number>;
   /** The compiled `requires` of each packet that requires something. */
   readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
-  /** Per packet that requires something: the names its requires can reach (null: too many), made on demand. */
-  readonly reach: Map<Packet, Int32Array | null>;
+  /** Per packet that requires something: what its requires can reach (null: too much), made on demand. */
+  readonly reach: Map<Packet, Reach | null>;
   /** Requires closures by the hash of their `closureKey`. */
   readonly closures: Map<number, Closure[]>;
   readonly scratch: Scratch;

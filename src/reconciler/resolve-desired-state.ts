@@ -12,6 +12,7 @@ import {
   type CompiledApp,
   type DeviceClass,
   type FleetIndex,
+  type Reach,
   type Request,
   FAILED,
   REQUIRES,
@@ -273,7 +274,7 @@ function joinRequests(
  */
 function closeRequires(
   index: FleetIndex,
-  explicit: Map<number, Packet>,
+  { requiring, explicitOf }: Explicit,
   codes: Int32Array,
   errors: ResolveError[],
 ): Map<number, Packet> {
@@ -290,13 +291,13 @@ function closeRequires(
         else wanted.set(app.nameId, [{ app, by: packet }]);
       }
     };
-    for (const packet of explicit.values()) want(packet);
+    for (const packet of requiring) want(packet);
     for (const packet of derived.values()) want(packet);
     const next = new Map<number, Packet>();
     const roundErrors: ResolveError[] = [];
     for (const [nameId, reqs] of [...wanted].sort((a, b) => a[0] - b[0])) {
       const name = index.names[nameId] ?? '';
-      const pinned = explicit.get(nameId);
+      const pinned = explicitOf(nameId);
       if (pinned) {
         const refused = reqs.find(({ app }) => !candidates(app).includes(pinned));
         if (refused) {
@@ -311,13 +312,20 @@ function closeRequires(
       }
       const [head] = reqs;
       if (!head) continue;
-      const what = `required by ${[...new Set(reqs.map((r) => r.by.name))].sort().join(', ')}`;
+      const what = () => `required by ${[...new Set(reqs.map((r) => r.by.name))].sort().join(', ')}`;
       const byVersion = reqs.some((r) => r.app.app.version !== undefined);
       const each = reqs.map(({ app }) => candidates(app));
-      const ranked = each
-        .reduce<Packet[]>((acc, list) => acc.filter((p) => list.includes(p)), [...(each[0] ?? [])])
-        .sort((a, b) => compareRank(a, b, byVersion));
-      const selection = pickTop(ranked, head.app.app, byVersion);
+      // One requirement: its candidates are ranked already, and its pick is memoised.
+      const selection =
+        reqs.length === 1
+          ? pickFor(index, head.app, codes).selection
+          : pickTop(
+              each
+                .reduce<Packet[]>((acc, list) => acc.filter((p) => list.includes(p)), [...(each[0] ?? [])])
+                .sort((a, b) => compareRank(a, b, byVersion)),
+              head.app.app,
+              byVersion,
+            );
       if (selection.ok) next.set(nameId, selection.packet);
       else if (
         selection.code === 'no_matching_packet' &&
@@ -326,10 +334,11 @@ function closeRequires(
       ) {
         roundErrors.push({
           code: 'conflicting_app',
-          message: `no packet of ${name} satisfies every requirement (${what})`,
+          message: `no packet of ${name} satisfies every requirement (${what()})`,
           app: name,
         });
-      } else roundErrors.push({ code: selection.code, message: `${selection.message} (${what})`, app: name });
+      } else
+        roundErrors.push({ code: selection.code, message: `${selection.message} (${what()})`, app: name });
     }
     // When neither the previous nor the new derived packets require anything, the next round would ask
     // exactly what this one asked: the choices are settled.
@@ -365,8 +374,14 @@ function closeRequires(
   }
 }
 
-/** A dependency cycle among the chosen packets, as a path `a → b → a`, or undefined. */
-function findCycle(chosen: Map<string, Packet>): string[] | undefined {
+/**
+ * A dependency cycle among the chosen packets, as a path `a → b → a`, or undefined. `starts` are the
+ * chosen packets that require something; `chosen` finds the chosen packet of a name.
+ */
+function findCycle(
+  starts: readonly Packet[],
+  chosen: (name: string) => Packet | undefined,
+): string[] | undefined {
   const state = new Map<string, 'open' | 'done'>();
   const path: string[] = [];
   const visit = (name: string): string[] | undefined => {
@@ -374,8 +389,8 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
     if (state.get(name) === 'open') return [...path.slice(path.indexOf(name)), name];
     state.set(name, 'open');
     path.push(name);
-    for (const dep of dependsOn(chosen.get(name) as Packet)) {
-      if (!chosen.has(dep)) continue;
+    for (const dep of dependsOn(chosen(name) as Packet)) {
+      if (!chosen(dep)) continue;
       const cycle = visit(dep);
       if (cycle) return cycle;
     }
@@ -384,10 +399,7 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
     return undefined;
   };
   // Only a packet that requires something can be on a cycle.
-  for (const name of [...chosen]
-    .filter(([, p]) => p.requires.length > 0)
-    .map(([n]) => n)
-    .sort()) {
+  for (const name of starts.map((p) => p.name).sort()) {
     const cycle = visit(name);
     if (cycle) return cycle;
   }
@@ -396,8 +408,9 @@ function findCycle(chosen: Map<string, Packet>): string[] | undefined {
 
 /**
  * Rule 5 for one device, as data: the packets added, the explicit packets that get a `requiredBy`, or the
- * errors. It depends only on the device's class, the explicit packets that require something and the
- * explicit choices of the names those can reach, so devices that agree on these share one.
+ * errors. It depends only on the explicit packets that require something, the explicit choices of the
+ * names those can reach and the device's labels that can change a pick on the way (see `closureKey`),
+ * so devices that agree on these share one.
  */
 export interface Closure {
   /** What it was made for (see `closureKey`): closures whose keys hash alike are told apart by it. */
@@ -412,12 +425,13 @@ export interface Closure {
   readonly withBy: Map<DesiredPacket, DesiredPacket>;
 }
 
-function closeExplicit(
-  index: FleetIndex,
-  explicit: Map<number, Packet>,
-  codes: Int32Array,
-  key: Int32Array,
-): Closure {
+/** A device's explicit choices as rule 5 reads them: those that require something (in name order), and a lookup. */
+interface Explicit {
+  readonly requiring: readonly Packet[];
+  readonly explicitOf: (nameId: number) => Packet | undefined;
+}
+
+function closeExplicit(index: FleetIndex, explicit: Explicit, codes: Int32Array, key: Int32Array): Closure {
   const errors: ResolveError[] = [];
   const derived = closeRequires(index, explicit, codes, errors);
   const failed = (found: ResolveError[]): Closure => ({
@@ -429,10 +443,15 @@ function closeExplicit(
     withBy: new Map(),
   });
   if (errors.length > 0) return failed(errors);
-  const chosen = new Map<string, Packet>();
-  for (const packet of explicit.values()) chosen.set(packet.name, packet);
-  for (const packet of derived.values()) chosen.set(packet.name, packet);
-  const cycle = findCycle(chosen);
+  const chosen = (name: string): Packet | undefined => {
+    const nameId = index.nameIds.get(name);
+    return nameId === undefined ? undefined : (derived.get(nameId) ?? explicit.explicitOf(nameId));
+  };
+  // The chosen packets that require something, in name order (derived names are not explicit ones).
+  const starts = [...explicit.requiring, ...[...derived.values()].filter((p) => p.requires.length > 0)].sort(
+    (a, b) => compareStrings(a.name, b.name),
+  );
+  const cycle = findCycle(starts, chosen);
   if (cycle) {
     return failed([
       {
@@ -443,12 +462,10 @@ function closeExplicit(
     ]);
   }
   const requiredBy = new Map<number, string[]>();
-  for (const [name, packet] of [...chosen]
-    .filter(([, p]) => p.requires.length > 0)
-    .sort((a, b) => compareStrings(a[0], b[0]))) {
+  for (const packet of starts) {
     for (const dep of dependsOn(packet)) {
       const nameId = index.nameIds.get(dep) ?? -1;
-      requiredBy.set(nameId, [...(requiredBy.get(nameId) ?? []), name]);
+      requiredBy.set(nameId, [...(requiredBy.get(nameId) ?? []), packet.name]);
     }
   }
   // Name ids are in name order.
@@ -490,58 +507,81 @@ function applyClosure(
   return out;
 }
 
-/** Names the closure can reach from a packet (through any packet of each name), sorted; null past the cap. */
-function reachOf(index: FleetIndex, packet: Packet): Int32Array | null {
+/** What the closure can reach from a packet (see `Reach`); null past the cap. */
+function reachOf(index: FleetIndex, packet: Packet): Reach | null {
   let reach = index.reach.get(packet);
   if (reach !== undefined) return reach;
   const seen = new Set<string>();
+  const apps = new Set(index.requires.get(packet));
   const queue = packet.requires.map((r) => r.name);
   for (let i = 0; i < queue.length && seen.size <= MAX_REACH; i++) {
     const name = queue[i] as string;
     if (seen.has(name)) continue;
     seen.add(name);
-    for (const p of index.packetsByName.get(name) ?? []) for (const r of p.requires) queue.push(r.name);
+    for (const p of index.packetsByName.get(name) ?? []) {
+      for (const r of p.requires) queue.push(r.name);
+      for (const app of index.requires.get(p) ?? []) apps.add(app);
+    }
   }
   reach =
-    seen.size > MAX_REACH ? null : Int32Array.from(seen, (name) => index.nameIds.get(name) ?? -1).sort();
+    seen.size > MAX_REACH
+      ? null
+      : { names: Int32Array.from(seen, (name) => index.nameIds.get(name) ?? -1).sort(), apps: [...apps] };
   index.reach.set(packet, reach);
   return reach;
 }
 
 /**
- * The key of a device's closure (see `Closure`) into `index.scratch.key`: its label codes, then for each
- * explicit packet that requires something (`requiring` of them), that packet and the explicit choice (or
- * none) of every name it can reach. Returns the key's length, or -1 when too many names are reachable to
- * make memoising worth it. `chosen` holds the ids of the explicit choices' names, in order.
+ * The key of a device's closure (see `Closure`) into `index.scratch.key`: for each explicit packet that
+ * requires something (`requiring` of them), that packet, the explicit choice (or none) of every name it
+ * can reach, and the pick key on the device (see `pickKeyOf`) of every app its closure may pick for.
+ * Returns the key's length, or -1 when too much is reachable to make memoising worth it. `chosen` holds
+ * the ids of the explicit choices' names, in order; `codes` are the device's labels.
  */
 function closureKey(index: FleetIndex, codes: Int32Array, n: number, requiring: number): number {
   const { chosen, desired, key } = index.scratch;
-  if (codes.length > key.length) return -1;
-  key.set(codes);
-  let length = codes.length;
+  let length = 0;
   for (let i = 0; i < requiring; i++) {
     const { packet } = desired[index.scratch.requiring[i] as number] as DesiredPacket;
     const reach = reachOf(index, packet);
-    if (reach === null || length + 1 + reach.length > key.length) return -1;
+    if (reach === null || length + 1 + reach.names.length + reach.apps.length > key.length) return -1;
     key[length++] = index.packetIds.get(packet) ?? -1;
-    for (const nameId of reach) {
-      let lo = 0;
-      let hi = n - 1;
-      let choice = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        const id = chosen[mid] as number;
-        if (id === nameId) {
-          choice = index.packetIds.get((desired[mid] as DesiredPacket).packet) ?? -1;
-          break;
-        }
-        if (id < nameId) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      key[length++] = choice;
+    for (const nameId of reach.names) {
+      const at = positionOf(chosen, n, nameId);
+      key[length++] = at < 0 ? -1 : (index.packetIds.get((desired[at] as DesiredPacket).packet) ?? -1);
     }
+    for (const app of reach.apps) key[length++] = pickKeyOf(app, codes);
   }
   return length;
+}
+
+/** The device's explicit choices (see `Explicit`), from the scratch of `resolveInClass`, copied. */
+function explicitChoices(index: FleetIndex, n: number, required: number): Explicit {
+  const chosen = index.scratch.chosen.slice(0, n);
+  const desired = index.scratch.desired.slice(0, n);
+  const requiring = Array.from(
+    index.scratch.requiring.subarray(0, required),
+    (at) => (desired[at] as DesiredPacket).packet,
+  );
+  const explicitOf = (nameId: number): Packet | undefined => {
+    const at = positionOf(chosen, n, nameId);
+    return at < 0 ? undefined : (desired[at] as DesiredPacket).packet;
+  };
+  return { requiring, explicitOf };
+}
+
+/** Where `nameId` is among the first `n` of the sorted `chosen`, or -1. */
+function positionOf(chosen: Int32Array, n: number, nameId: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const id = chosen[mid] as number;
+    if (id === nameId) return mid;
+    if (id < nameId) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 /** FNV-1a over 32-bit words. */
@@ -669,8 +709,7 @@ export function resolveInClass(
   for (let i = 0; known !== undefined && i < known.length && !closure; i++)
     if (sameWords((known[i] as Closure).key, index.scratch.key, length)) closure = known[i];
   if (!closure) {
-    const explicit = new Map<number, Packet>();
-    for (let i = 0; i < n; i++) explicit.set(chosen[i] as number, (desired[i] as DesiredPacket).packet);
+    const explicit = explicitChoices(index, n, required);
     const key = index.scratch.key.slice(0, Math.max(0, length));
     closure = closeExplicit(index, explicit, codes, key);
     if (length >= 0) {
