@@ -81,6 +81,8 @@ export interface DeviceClass {
   readonly codes: Int32Array;
   /** Per request id: its outcome on the class, filled on first use. */
   readonly outcomes: (Outcome | undefined)[];
+  /** Joins of requests of equal priority by their ids in mixed radix (see `resolveInClass`); null: they do not agree. */
+  readonly joins: Map<number, Joined | null>;
 }
 
 /**
@@ -101,6 +103,8 @@ export interface Scratch {
   /** Per name: the first request of the top priority (-1: none yet), and how many ask at that priority. */
   readonly top: Int32Array;
   readonly count: Int32Array;
+  /** Per name: the ids of the requests at the top priority in mixed radix (see `resolveInClass`). */
+  readonly joinKeys: Float64Array;
   /** Names asked for by the device, as a bitset over name ids (cleared while read). */
   readonly asked: Int32Array;
   /** The device's label values as value ids per packet key (see `encodeLabels`). */
@@ -297,6 +301,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
       targeted: new Uint32Array(targets.words),
       top: new Int32Array(names.length).fill(-1),
       count: new Int32Array(names.length),
+      joinKeys: new Float64Array(names.length),
       asked: new Int32Array(Math.ceil(names.length / 32)),
       desired: [],
       codes: new Int32Array(packetKeys.length),
@@ -364,7 +369,12 @@ export function classOf(index: FleetIndex, labels: Labels): DeviceClass {
       index.classBudget = CLASS_BUDGET;
     }
     index.classBudget -= slots;
-    found = { key, codes: index.scratch.codes.slice(), outcomes: new Array<Outcome | undefined>(slots) };
+    found = {
+      key,
+      codes: index.scratch.codes.slice(),
+      outcomes: new Array<Outcome | undefined>(slots),
+      joins: new Map(),
+    };
     index.classes.set(key, found);
   }
   return found;

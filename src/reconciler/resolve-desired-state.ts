@@ -189,9 +189,9 @@ function requestsOf(
 /**
  * Rule 3 for the first `count` requests in `index.scratch.list` when they all select one packet on a
  * device of the class: the desired packet they make together and their warnings, shared by
- * the devices they select it for. Undefined when they fail or disagree: then `joinRequests` says why.
+ * the devices they select it for. Null when they fail or disagree: then `joinRequests` says why.
  */
-function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number): Joined | undefined {
+function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number): Joined | null {
   const list = index.scratch.list;
   let packet: Packet | undefined;
   // The ids in mixed radix while that is exact, else as text.
@@ -200,7 +200,7 @@ function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number
   for (let i = 0; i < count; i++) {
     const id = list[i] as number;
     const { selection } = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
-    if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return undefined;
+    if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return null;
     packet = selection.packet;
     if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
       key = key * radix + id + 1;
@@ -222,7 +222,7 @@ function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number
     if (known) known.push(joined);
     else index.joined.set(key, [joined]);
   }
-  return joined;
+  return joined ?? null;
 }
 
 /**
@@ -622,10 +622,12 @@ export function resolveInClass(
 ): DesiredState {
   const { codes } = deviceClass;
   const { requestNames, requestPriorities, specFirst } = index;
-  const { top, count, asked, desired, chosen } = index.scratch;
+  const { top, count, joinKeys, asked, desired, chosen } = index.scratch;
 
-  // Rule 3, first pass: per name, the first request of the highest priority and how many share it.
-  // Most names are asked for once; the rare others are gathered again below.
+  // Rule 3, first pass: per name, the first request of the highest priority, how many share it and
+  // their ids in mixed radix (-1 past what a number holds exactly), which is what the class memoises
+  // joins by. Most names are asked for once; the requests of the rare others are gathered again below.
+  const radix = index.requests.length + 1;
   for (let i = from; i < to; i++) {
     const order = applying[i] as number;
     const end = specFirst[order + 1] as number;
@@ -635,6 +637,7 @@ export function resolveInClass(
       if (current < 0) {
         top[nameId] = id;
         count[nameId] = 1;
+        joinKeys[nameId] = id + 1;
         asked[nameId >>> 5] = (asked[nameId >>> 5] as number) | (1 << (nameId & 31));
         continue;
       }
@@ -643,7 +646,12 @@ export function resolveInClass(
       if (priority > best) {
         top[nameId] = id;
         count[nameId] = 1;
-      } else if (priority === best) count[nameId] = (count[nameId] as number) + 1;
+        joinKeys[nameId] = id + 1;
+      } else if (priority === best) {
+        count[nameId] = (count[nameId] as number) + 1;
+        const key = (joinKeys[nameId] as number) * radix + id + 1;
+        joinKeys[nameId] = key <= Number.MAX_SAFE_INTEGER ? key : -1;
+      }
     }
   }
 
@@ -666,14 +674,16 @@ export function resolveInClass(
       top[nameId] = -1;
       if (count[nameId] === 1) {
         const outcome = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
-        const { flags, selection } = outcome;
-        if (!selection.ok) {
+        const flags = outcome.flags;
+        if ((flags & FAILED) !== 0) {
+          const { selection } = outcome;
           const request = index.requests[id] as Request;
-          (errors ??= []).push({
-            code: selection.code,
-            message: `${selection.message} (spec ${request.spec.spec.id})`,
-            app: request.app.app.name,
-          });
+          if (!selection.ok)
+            (errors ??= []).push({
+              code: selection.code,
+              message: `${selection.message} (spec ${request.spec.spec.id})`,
+              app: request.app.app.name,
+            });
           continue;
         }
         if (errors) continue;
@@ -681,9 +691,15 @@ export function resolveInClass(
         if ((flags & WARNS) !== 0) warnings[warned++] = outcome.warning as string;
         if ((flags & REQUIRES) !== 0) requiring[required++] = n;
       } else {
-        const asking = requestsOf(index, applying, from, to, nameId, requestPriorities[id] as number);
-        const joined = joinAgreeing(index, deviceClass, asking);
+        const priority = requestPriorities[id] as number;
+        const key = joinKeys[nameId] as number;
+        let joined = key < 0 ? undefined : deviceClass.joins.get(key);
+        if (joined === undefined) {
+          joined = joinAgreeing(index, deviceClass, requestsOf(index, applying, from, to, nameId, priority));
+          if (key >= 0) deviceClass.joins.set(key, joined);
+        }
         if (!joined) {
+          const asking = requestsOf(index, applying, from, to, nameId, priority);
           const list = Array.from(
             index.scratch.list.subarray(0, asking),
             (r) => index.requests[r] as Request,
