@@ -174,6 +174,11 @@ const CLASS_BUDGET = 1 << 21;
 /** Label combinations an app may be memoised over (packets of one name with many varied keys exceed it). */
 const MAX_COMBINATIONS = 1 << 16;
 
+function hasLabels(labels: Labels): boolean {
+  for (const key in labels) if (Object.hasOwn(labels, key)) return true;
+  return false;
+}
+
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
@@ -213,13 +218,15 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     if (!found) {
       const key = packetKeys[k] ?? '';
       const global = packetValues[k] ?? new Map<string, number>();
-      const packets = packetsByName.get(name) ?? [];
-      const used = [
-        ...new Set(packets.flatMap((p) => (Object.hasOwn(p.labels, key) ? [p.labels[key] ?? ''] : []))),
-      ];
+      // Classes in the order the name's packets first use their values.
       const table = new Int32Array(global.size + 1);
-      used.forEach((value, i) => (table[global.get(value) ?? 0] = i + 1));
-      tables.set(tableKey, (found = { table, used: used.length }));
+      let used = 0;
+      for (const packet of packetsByName.get(name) ?? []) {
+        if (!Object.hasOwn(packet.labels, key)) continue;
+        const value = global.get(packet.labels[key] ?? '') ?? 0;
+        if (table[value] === 0) table[value] = ++used;
+      }
+      tables.set(tableKey, (found = { table, used }));
     }
     return found;
   };
@@ -227,7 +234,7 @@ export function indexFleet(fleet: Fleet): FleetIndex {
   // Identical apps (same name, pins and range) in different specs compile once and share their picks.
   const compiledApps = new Map<string, CompiledApp>();
   const compileApp = (app: App): CompiledApp => {
-    const appKey = `${app.name}\u0000${app.version ?? ''}\u0000${labelsKey(app.labels)}`;
+    const appKey = `${app.name}\u0000${app.version ?? ''}\u0000${hasLabels(app.labels) ? labelsKey(app.labels) : ''}`;
     let compiled = compiledApps.get(appKey);
     if (!compiled) compiledApps.set(appKey, (compiled = compileNew(app)));
     return compiled;

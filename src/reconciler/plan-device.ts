@@ -13,7 +13,7 @@ export type DevicePlan =
       actions: Action[];
       warnings: readonly string[];
     }
-  | { ok: false; device: Device; errors: ResolveError[] };
+  | { ok: false; device: Device; errors: readonly ResolveError[] };
 
 /**
  * The device as the fleet sees it: the given labels overlaid by its device record's labels (central

@@ -34,16 +34,17 @@ export interface DesiredPacket {
   readonly dependsOn: readonly string[];
 }
 
+/** Shared between the devices that fail for the same reason: treat as immutable. */
 export interface ResolveError {
-  code: ErrorCode;
-  message: string;
-  app?: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly app?: string;
 }
 
 /** A device's desired state (sorted by name), or every reason it has none (fail closed, rule 6). */
 export type DesiredState =
   | { ok: true; device: Device; packets: readonly DesiredPacket[]; warnings: readonly string[] }
-  | { ok: false; device: Device; errors: ResolveError[] };
+  | { ok: false; device: Device; errors: readonly ResolveError[] };
 
 /** Rounds of the requires closure before it fails loudly. */
 const MAX_REQUIRE_ROUNDS = 256;
@@ -100,8 +101,10 @@ function dependsOn(packet: Packet): readonly string[] {
 
 /** Pinned labels of an app that the chosen packet does not have at all: it was a generic fallback. */
 function fallbackWarning({ spec, app }: Request, packet: Packet): string | undefined {
-  const missing = Object.keys(app.app.labels).filter((k) => !Object.hasOwn(packet.labels, k));
-  if (missing.length === 0) return undefined;
+  let missing: string[] | undefined;
+  for (const key in app.app.labels)
+    if (Object.hasOwn(app.app.labels, key) && !Object.hasOwn(packet.labels, key)) (missing ??= []).push(key);
+  if (!missing) return undefined;
   return `spec ${spec.spec.id} pins ${missing.sort().join(', ')} for ${packet.name}, but the chosen packet ${describe(packet)} has no such label (generic fallback)`;
 }
 
@@ -129,6 +132,8 @@ function sharedDesired(request: Request, packet: Packet): SharedDesired {
 /** What one request alone makes on the devices whose labels give one pick key (see `outcomeOf`). */
 export interface Outcome {
   readonly selection: Selection;
+  /** When it fails: the error, naming the spec. */
+  readonly error: ResolveError | undefined;
   /** FAILED, or WARNS and REQUIRES as they apply. */
   readonly flags: number;
   /** When it selects a packet: the desired packet the request alone makes, and its fallback warning. */
@@ -152,13 +157,19 @@ function outcomeOf(index: FleetIndex, id: number, codes: Int32Array): Outcome {
   let outcome = table[key];
   if (outcome === undefined) {
     const { selection } = pickAt(index, request.app, key, codes);
-    if (!selection.ok) outcome = { selection, flags: FAILED, desired: undefined, warning: undefined };
-    else {
+    if (!selection.ok) {
+      const error = {
+        code: selection.code,
+        message: `${selection.message} (spec ${request.spec.spec.id})`,
+        app: request.app.app.name,
+      };
+      outcome = { selection, error, flags: FAILED, desired: undefined, warning: undefined };
+    } else {
       const { desired, warning } = sharedDesired(request, selection.packet);
       let flags = 0;
       if (selection.packet.requires.length > 0) flags |= REQUIRES;
       if (warning !== undefined) flags |= WARNS;
-      outcome = { selection, flags, desired, warning };
+      outcome = { selection, error: undefined, flags, desired, warning };
     }
     if (table.length > 0) table[key] = outcome;
   }
@@ -676,14 +687,7 @@ export function resolveInClass(
         const outcome = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
         const flags = outcome.flags;
         if ((flags & FAILED) !== 0) {
-          const { selection } = outcome;
-          const request = index.requests[id] as Request;
-          if (!selection.ok)
-            (errors ??= []).push({
-              code: selection.code,
-              message: `${selection.message} (spec ${request.spec.spec.id})`,
-              app: request.app.app.name,
-            });
+          (errors ??= []).push(outcome.error as ResolveError);
           continue;
         }
         if (errors) continue;
@@ -736,6 +740,6 @@ export function resolveInClass(
       }
     }
   }
-  if (closure.errors.length > 0) return { ok: false, device, errors: closure.errors.map((e) => ({ ...e })) };
+  if (closure.errors.length > 0) return { ok: false, device, errors: closure.errors };
   return { ok: true, device, packets: applyClosure(closure, desired, chosen, n), warnings: sorted };
 }
