@@ -67,7 +67,22 @@ export function eligiblePackets(packets: readonly Packet[], app: App): Packet[] 
     if (range === undefined) return true;
     return range !== null && satisfies(range, packet.labels.version ?? '');
   });
-  return eligible.sort((a, b) => compareRank(a, b, range !== undefined));
+  return ranked(eligible, range !== undefined);
+}
+
+/** `packets` stably sorted by `compareRank`, each packet's version and label count read once. */
+function ranked(packets: readonly Packet[], byVersion: boolean): Packet[] {
+  const versions = packets.map((p) => (byVersion ? (parseVersion(p.labels.version ?? '') ?? zero) : zero));
+  const counts = packets.map(labelCount);
+  return packets
+    .map((_, i) => i)
+    .sort(
+      (a, b) =>
+        (versions[b] as semver.SemVer).compare(versions[a] as semver.SemVer) ||
+        (counts[b] as number) - (counts[a] as number) ||
+        a - b,
+    )
+    .map((i) => packets[i] as Packet);
 }
 
 /**
