@@ -112,6 +112,65 @@ describe('shared results', () => {
     expect(summary(y)).toEqual(['a two <- ', 'b  <- a']);
   });
 
+  it('a requires closure is shared only by devices whose labels give the required apps the same picks', () => {
+    // `lib` varies by arch only: devices of other hw share the closure, devices of another arch do not.
+    const f = fleet(
+      [
+        packet('app', { hw: 'h1' }, [app('lib')]),
+        packet('app', { hw: 'h2' }, [app('lib')]),
+        packet('lib', { arch: 'amd64' }),
+        packet('lib', { arch: 'arm64' }),
+      ],
+      [spec('all', {}, [app('app')])],
+    );
+    const devices = [
+      device('d-1', { arch: 'amd64', hw: 'h1' }),
+      device('d-2', { arch: 'arm64', hw: 'h1' }),
+      device('d-3', { arch: 'amd64', hw: 'h2' }),
+      device('d-4', { arch: 'riscv64', hw: 'h2' }),
+    ];
+    const states = resolveFleet(f, devices);
+    const libs = states.map((s) =>
+      s.ok
+        ? s.packets.filter((p) => p.packet.name === 'lib').map((p) => p.packet.labels.arch)
+        : s.errors[0]?.code,
+    );
+    expect(libs).toEqual([['amd64'], ['arm64'], ['amd64'], 'no_matching_packet']);
+    devices.forEach((d, i) => expect(states[i]).toEqual(resolveDesiredState(indexFleet(f), d)));
+  });
+
+  it("an outcome shared between classes keeps each request's own spec and warning", () => {
+    // `tool` has one packet without hw: every class gets the same pick, through two specs pinning hw.
+    const f = fleet(
+      [packet('tool', { arch: 'amd64' }), packet('hwinfo', { hw: 'h1' }), packet('hwinfo', { hw: 'h2' })],
+      [
+        spec('one', { fleet: 'x' }, [app('tool', { hw: 'h1' }), app('hwinfo')]),
+        spec('two', { fleet: 'y' }, [app('tool', { hw: 'h1' }), app('hwinfo')]),
+      ],
+    );
+    const devices = [
+      device('d-1', { fleet: 'x', arch: 'amd64', hw: 'h1' }),
+      device('d-2', { fleet: 'y', arch: 'amd64', hw: 'h2' }),
+    ];
+    const states = resolveFleet(f, devices);
+    const seen = states.map((s) =>
+      s.ok ? [...s.packets.map((p) => `${p.packet.name} ${p.specs.join(',')}`), ...s.warnings] : [],
+    );
+    expect(seen).toEqual([
+      [
+        'hwinfo one',
+        'tool one',
+        'spec one pins hw for tool, but the chosen packet tool {arch: amd64} has no such label (generic fallback)',
+      ],
+      [
+        'hwinfo two',
+        'tool two',
+        'spec two pins hw for tool, but the chosen packet tool {arch: amd64} has no such label (generic fallback)',
+      ],
+    ]);
+    devices.forEach((d, i) => expect(states[i]).toEqual(resolveDesiredState(indexFleet(f), d)));
+  });
+
   it('equal-priority requests joined for one device are joined afresh for another set of specs', () => {
     const f = fleet(
       [packet('a')],
