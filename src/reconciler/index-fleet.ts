@@ -6,7 +6,7 @@ import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js
 import type { Closure, DesiredPacket, Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
 import { deviceKeys, eligiblePackets, pickTop, type Selection } from './select-packet.js';
 
-/** The ranked candidates of one app for one class of devices, and the pick of rule 4 among them. */
+/** The ranked candidates of one app for the devices with one pick key (see `pickKeyOf`), and the pick of rule 4 among them. */
 export interface Pick {
   ranked: readonly Packet[];
   selection: Selection;

@@ -143,7 +143,7 @@ export interface Outcome {
 
 /** `outcomeOf` for a class, kept in its table. */
 function outcomeIn(index: FleetIndex, deviceClass: DeviceClass, id: number): Outcome {
-  return (deviceClass.outcomes[id] = outcomeOf(index, id, deviceClass.codes));
+  return deviceClass.outcomes[id] ?? (deviceClass.outcomes[id] = outcomeOf(index, id, deviceClass.codes));
 }
 
 /**
@@ -210,7 +210,7 @@ function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number
   let key: number | string = 0;
   for (let i = 0; i < count; i++) {
     const id = list[i] as number;
-    const { selection } = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
+    const { selection } = outcomeIn(index, deviceClass, id);
     if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return null;
     packet = selection.packet;
     if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
@@ -246,8 +246,7 @@ function joinRequests(
   list: readonly Request[],
   errors: ResolveError[],
 ): void {
-  const pick = (request: Request) =>
-    (deviceClass.outcomes[request.id] ?? outcomeIn(index, deviceClass, request.id)).selection;
+  const pick = (request: Request) => outcomeIn(index, deviceClass, request.id).selection;
   let packet: Packet | undefined;
   for (const request of list) {
     const selection = pick(request);
@@ -684,7 +683,7 @@ export function resolveInClass(
       const id = top[nameId] as number;
       top[nameId] = -1;
       if (count[nameId] === 1) {
-        const outcome = deviceClass.outcomes[id] ?? outcomeIn(index, deviceClass, id);
+        const outcome = outcomeIn(index, deviceClass, id);
         const flags = outcome.flags;
         if ((flags & FAILED) !== 0) {
           (errors ??= []).push(outcome.error as ResolveError);
