@@ -1,6 +1,6 @@
 import { compareStrings } from '../schema/compare-strings.js';
 import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.js';
-import { labelsKey } from '../schema/labels.js';
+import { labelsKey, labelValue } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js';
 import type { Closure, DesiredPacket, Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
@@ -409,7 +409,7 @@ export function encodeLabels(index: FleetIndex, labels: Labels, codes: Int32Arra
   const { packetKeys, packetValues } = index;
   for (let i = 0; i < packetKeys.length; i++) {
     const key = packetKeys[i] as string;
-    const value = Object.hasOwn(labels, key) ? labels[key] : undefined;
+    const value = labelValue(labels, key);
     codes[i] = value === undefined ? 0 : (packetValues[i]?.get(value) ?? 0);
   }
 }

@@ -1,5 +1,6 @@
 import { compareStrings } from '../schema/compare-strings.js';
 import type { Labels, Spec } from '../schema/fleet.js';
+import { labelValue } from '../schema/labels.js';
 import { isGlob, matchLabelValue } from './match-label-value.js';
 
 /**
@@ -116,7 +117,7 @@ export function matchTargets(index: TargetIndex, labels: Labels, out: Uint32Arra
   }
   for (let k = 0; k < keys.length; k++) {
     const target = keys[k] as TargetKey;
-    const bits = bitsFor(target, Object.hasOwn(labels, target.key) ? labels[target.key] : undefined);
+    const bits = bitsFor(target, labelValue(labels, target.key));
     if (k === 0) out.set(bits);
     else for (let w = 0; w < words; w++) out[w] = (out[w] as number) & (bits[w] as number);
   }

@@ -7,6 +7,15 @@ export function makeLabels(entries: Iterable<readonly [string, string]> = []): R
   return labels;
 }
 
+/**
+ * The value of `key` in a labelset, or undefined when it has none. Label values are strings and nothing
+ * a labelset inherits is one, so one lookup answers what `Object.hasOwn` and a read would.
+ */
+export function labelValue(labels: Labels, key: string): string | undefined {
+  const value: unknown = labels[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
 /** `base` overlaid by `top`: on a shared key, `top` wins. */
 export function overlayLabels(base: Labels, top: Labels): Labels {
   return makeLabels([...Object.entries(base), ...Object.entries(top)]);
