@@ -249,14 +249,10 @@ function joinRequests(
   const pick = (request: Request) => outcomeIn(index, deviceClass, request.id).selection;
   let packet: Packet | undefined;
   for (const request of list) {
-    const selection = pick(request);
+    const { selection, error } = outcomeIn(index, deviceClass, request.id);
     const name = request.app.app.name;
     if (!selection.ok) {
-      errors.push({
-        code: selection.code,
-        message: `${selection.message} (spec ${request.spec.spec.id})`,
-        app: name,
-      });
+      errors.push(error as ResolveError);
     } else if (packet === undefined || packet === selection.packet) {
       packet = selection.packet;
       continue;
