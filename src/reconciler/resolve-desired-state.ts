@@ -590,6 +590,28 @@ function positionOf(chosen: Int32Array, n: number, nameId: number): number {
   return -1;
 }
 
+/**
+ * The requires closure of the device whose explicit choices are in the scratch (`n` of them, `required`
+ * of which require something), memoised by its key (see `closureKey`).
+ */
+function closureOf(index: FleetIndex, codes: Int32Array, n: number, required: number): Closure {
+  const length = closureKey(index, codes, n, required);
+  const hash = length < 0 ? 0 : hashWords(index.scratch.key, length);
+  const known = length < 0 ? undefined : index.closures.get(hash);
+  for (let i = 0; known !== undefined && i < known.length; i++)
+    if (sameWords((known[i] as Closure).key, index.scratch.key, length)) return known[i] as Closure;
+  const key = index.scratch.key.slice(0, Math.max(0, length));
+  const closure = closeExplicit(index, explicitChoices(index, n, required), codes, key);
+  if (length >= 0) {
+    if (known) known.push(closure);
+    else {
+      if (index.closures.size >= MAX_CLOSURES) index.closures.clear();
+      index.closures.set(hash, [closure]);
+    }
+  }
+  return closure;
+}
+
 /** FNV-1a over 32-bit words. */
 function hashWords(words: Int32Array, length: number): number {
   let hash = 0x811c9dc5;
@@ -717,24 +739,7 @@ export function resolveInClass(
   if (errors) return { ok: false, device, errors: sortSmall(errors, byApp) };
   const sorted = warned === 0 ? none : sortSmall(warnings.slice(0, warned), compareStrings);
   if (required === 0) return { ok: true, device, packets: desired.slice(0, n), warnings: sorted };
-  const length = closureKey(index, codes, n, required);
-  const hash = length < 0 ? 0 : hashWords(index.scratch.key, length);
-  const known = length < 0 ? undefined : index.closures.get(hash);
-  let closure: Closure | undefined;
-  for (let i = 0; known !== undefined && i < known.length && !closure; i++)
-    if (sameWords((known[i] as Closure).key, index.scratch.key, length)) closure = known[i];
-  if (!closure) {
-    const explicit = explicitChoices(index, n, required);
-    const key = index.scratch.key.slice(0, Math.max(0, length));
-    closure = closeExplicit(index, explicit, codes, key);
-    if (length >= 0) {
-      if (known) known.push(closure);
-      else {
-        if (index.closures.size >= MAX_CLOSURES) index.closures.clear();
-        index.closures.set(hash, [closure]);
-      }
-    }
-  }
+  const closure = closureOf(index, codes, n, required);
   if (closure.errors.length > 0) return { ok: false, device, errors: closure.errors };
   return { ok: true, device, packets: applyClosure(closure, desired, chosen, n), warnings: sorted };
 }
