@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { orderByDependencies, planActions, type Action } from '../src/reconciler/plan-actions.js';
 import { planDevice } from '../src/reconciler/plan-device.js';
-import type { DesiredPacket } from '../src/reconciler/resolve-desired-state.js';
+import type { DesiredPacket } from '../src/reconciler/desired-packet.js';
 import type { InstalledPacket, Packet } from '../src/schema/fleet.js';
 import { app, fleet, labels, packet, spec } from './support/build-fleet.js';
 

@@ -7,11 +7,8 @@ import { parseFleet } from '../src/schema/parse-fleet.js';
 import type { SourceFile } from '../src/schema/parse-yaml-documents.js';
 import { applyingSpecs, indexFleet } from '../src/reconciler/index-fleet.js';
 import { planActions } from '../src/reconciler/plan-actions.js';
-import {
-  resolveDesiredState,
-  type DesiredPacket,
-  type DesiredState,
-} from '../src/reconciler/resolve-desired-state.js';
+import type { DesiredPacket } from '../src/reconciler/desired-packet.js';
+import { resolveDesiredState, type DesiredState } from '../src/reconciler/resolve-desired-state.js';
 import { narrowFleet } from '../src/reconciler/narrow-fleet.js';
 import { resolveFleet } from '../src/reconciler/resolve-fleet.js';
 import { inRollout, rolloutBucket } from '../src/reconciler/rollout-bucket.js';

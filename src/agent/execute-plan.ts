@@ -1,6 +1,6 @@
 import type { PassError } from '../reconciler/build-device-status.js';
 import type { Action } from '../reconciler/plan-actions.js';
-import type { DesiredPacket } from '../reconciler/resolve-desired-state.js';
+import type { DesiredPacket } from '../reconciler/desired-packet.js';
 import { formatLabels } from '../schema/labels.js';
 import type { AgentContext } from './agent-ports.js';
 import { installPacket } from './install-packet.js';

@@ -1,7 +1,8 @@
 import { compareStrings } from '../schema/compare-strings.js';
 import type { Fleet, Packet } from '../schema/fleet.js';
 import { formatLabels, labelsKey } from '../schema/labels.js';
-import type { DesiredPacket, DesiredState, ResolveError } from './resolve-desired-state.js';
+import type { DesiredPacket } from './desired-packet.js';
+import type { DesiredState, ResolveError } from './resolve-desired-state.js';
 import { resolveFleet } from './resolve-fleet.js';
 
 /** Why a packet is desired: the specs that ask for it and the desired packets that require it (sorted). */

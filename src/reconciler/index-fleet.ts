@@ -3,7 +3,9 @@ import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.j
 import { labelsKey, labelValue } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js';
-import type { Closure, DesiredPacket, Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
+import type { DesiredPacket } from './desired-packet.js';
+import type { Closure } from './requires-closure.js';
+import type { Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
 import { deviceKeys, eligiblePackets, pickTop, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for the devices with one pick key (see `pickKeyOf`), and the pick of rule 4 among them. */

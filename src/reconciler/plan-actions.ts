@@ -1,6 +1,7 @@
 import type { InstalledPacket, Packet } from '../schema/fleet.js';
 import { formatLabels, labelsKey } from '../schema/labels.js';
-import type { DesiredPacket, ResolveError } from './resolve-desired-state.js';
+import type { DesiredPacket } from './desired-packet.js';
+import type { ResolveError } from './resolve-desired-state.js';
 
 /** One step of a plan. The agent interprets it; `--dry-run` prints it. */
 export type Action =

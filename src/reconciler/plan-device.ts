@@ -3,7 +3,8 @@ import { overlayLabels } from '../schema/labels.js';
 import { indexFleet } from './index-fleet.js';
 import { narrowFleet } from './narrow-fleet.js';
 import { planActions, type Action } from './plan-actions.js';
-import { resolveDesiredState, type DesiredPacket, type ResolveError } from './resolve-desired-state.js';
+import type { DesiredPacket } from './desired-packet.js';
+import { resolveDesiredState, type ResolveError } from './resolve-desired-state.js';
 
 export type DevicePlan =
   | {
