@@ -44,207 +44,46 @@ interface CrashRow {
   };
 }
 
-/** Rows whose recovery drops the new slot: version 1 is still current, the action is planned again. */
-const previousKept = { currentAfterKill: '1.0.0', slotsAfterKill: 1, replans: true } as const;
+function row(
+  killIn: StepEvent,
+  scenario: Scenario,
+  journalStep: AgentStep | null,
+  recovery: Recovery | 'none',
+  currentAfterKill: '1.0.0' | '2.0.0' | null,
+  slotsAfterKill: number,
+  hookRuns: [killed: number, restart: number],
+  replans: boolean,
+  stateCommit: boolean,
+): CrashRow {
+  return {
+    killIn,
+    scenario,
+    expect: { journalStep, recovery, currentAfterKill, slotsAfterKill, hookRuns, replans, stateCommit },
+  };
+}
 
+// Notes: fetching:done is after the download; installing:done after the install hook; switching:start
+// before the switch; switching:done after it, before the previous slot is removed (the sweep removes
+// it); recording:start before the state commit; uninstalling:done after the uninstall hook (it runs again).
+// prettier-ignore
 const table: CrashRow[] = [
-  {
-    killIn: 'fetching:start',
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'fetching',
-      recovery: 'retry',
-      hookRuns: [0, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'fetching:done', // after the download
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'fetching',
-      recovery: 'retry',
-      hookRuns: [0, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'extracting:start',
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'extracting',
-      recovery: 'undo',
-      hookRuns: [0, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'extracting:done',
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'extracting',
-      recovery: 'undo',
-      slotsAfterKill: 2,
-      hookRuns: [0, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'installing:start',
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'installing',
-      recovery: 'undo',
-      slotsAfterKill: 2,
-      hookRuns: [0, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'installing:done', // after the install hook
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'installing',
-      recovery: 'undo',
-      slotsAfterKill: 2,
-      hookRuns: [1, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'checking:start',
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'checking',
-      recovery: 'undo',
-      slotsAfterKill: 2,
-      hookRuns: [1, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'checking:done',
-    scenario: 'upgrade',
-    expect: {
-      ...previousKept,
-      journalStep: 'checking',
-      recovery: 'undo',
-      slotsAfterKill: 2,
-      hookRuns: [1, 1],
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'switching:start', // before the switch
-    scenario: 'upgrade',
-    expect: {
-      journalStep: 'switching',
-      recovery: 'finish',
-      currentAfterKill: '1.0.0',
-      slotsAfterKill: 2,
-      hookRuns: [1, 0],
-      replans: false,
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'switching:done', // after the switch, before the previous slot is removed: the sweep removes it
-    scenario: 'upgrade',
-    expect: {
-      journalStep: null,
-      recovery: 'none',
-      currentAfterKill: '2.0.0',
-      slotsAfterKill: 2,
-      hookRuns: [1, 0],
-      replans: false,
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'recording:start', // before the state commit
-    scenario: 'upgrade',
-    expect: {
-      journalStep: null,
-      recovery: 'none',
-      currentAfterKill: '2.0.0',
-      slotsAfterKill: 1,
-      hookRuns: [1, 0],
-      replans: false,
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'recording:done',
-    scenario: 'upgrade',
-    expect: {
-      journalStep: null,
-      recovery: 'none',
-      currentAfterKill: '2.0.0',
-      slotsAfterKill: 1,
-      hookRuns: [1, 0],
-      replans: false,
-      stateCommit: false,
-    },
-  },
-  {
-    killIn: 'uninstalling:start',
-    scenario: 'uninstall',
-    expect: {
-      journalStep: 'uninstalling',
-      recovery: 'retry',
-      currentAfterKill: '1.0.0',
-      slotsAfterKill: 1,
-      hookRuns: [0, 1],
-      replans: true,
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'uninstalling:done', // after the uninstall hook: it runs again
-    scenario: 'uninstall',
-    expect: {
-      journalStep: 'uninstalling',
-      recovery: 'retry',
-      currentAfterKill: '1.0.0',
-      slotsAfterKill: 1,
-      hookRuns: [1, 1],
-      replans: true,
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'removing:start',
-    scenario: 'uninstall',
-    expect: {
-      journalStep: 'removing',
-      recovery: 'finish',
-      currentAfterKill: '1.0.0',
-      slotsAfterKill: 1,
-      hookRuns: [1, 0],
-      replans: false,
-      stateCommit: true,
-    },
-  },
-  {
-    killIn: 'removing:done',
-    scenario: 'uninstall',
-    expect: {
-      journalStep: null,
-      recovery: 'none',
-      currentAfterKill: null,
-      slotsAfterKill: 0,
-      hookRuns: [1, 0],
-      replans: false,
-      stateCommit: true,
-    },
-  },
+  //   killIn                  scenario     journalStep     recovery  current  slots hookRuns replans stateCommit
+  row('fetching:start',       'upgrade',   'fetching',     'retry',  '1.0.0', 1,    [0, 1],  true,   true),
+  row('fetching:done',        'upgrade',   'fetching',     'retry',  '1.0.0', 1,    [0, 1],  true,   true),
+  row('extracting:start',     'upgrade',   'extracting',   'undo',   '1.0.0', 1,    [0, 1],  true,   true),
+  row('extracting:done',      'upgrade',   'extracting',   'undo',   '1.0.0', 2,    [0, 1],  true,   true),
+  row('installing:start',     'upgrade',   'installing',   'undo',   '1.0.0', 2,    [0, 1],  true,   true),
+  row('installing:done',      'upgrade',   'installing',   'undo',   '1.0.0', 2,    [1, 1],  true,   true),
+  row('checking:start',       'upgrade',   'checking',     'undo',   '1.0.0', 2,    [1, 1],  true,   true),
+  row('checking:done',        'upgrade',   'checking',     'undo',   '1.0.0', 2,    [1, 1],  true,   true),
+  row('switching:start',      'upgrade',   'switching',    'finish', '1.0.0', 2,    [1, 0],  false,  true),
+  row('switching:done',       'upgrade',   null,           'none',   '2.0.0', 2,    [1, 0],  false,  true),
+  row('recording:start',      'upgrade',   null,           'none',   '2.0.0', 1,    [1, 0],  false,  true),
+  row('recording:done',       'upgrade',   null,           'none',   '2.0.0', 1,    [1, 0],  false,  false),
+  row('uninstalling:start',   'uninstall', 'uninstalling', 'retry',  '1.0.0', 1,    [0, 1],  true,   true),
+  row('uninstalling:done',    'uninstall', 'uninstalling', 'retry',  '1.0.0', 1,    [1, 1],  true,   true),
+  row('removing:start',       'uninstall', 'removing',     'finish', '1.0.0', 1,    [1, 0],  false,  true),
+  row('removing:done',        'uninstall', null,           'none',   null,    0,    [1, 0],  false,  true),
 ];
 
 interface Device {
