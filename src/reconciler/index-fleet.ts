@@ -67,11 +67,6 @@ export interface CompiledSpec {
   readonly requests: readonly Request[];
 }
 
-/** `Outcome.flags`: what the join needs to know of a request's outcome without reading more. */
-export const FAILED = 1;
-export const WARNS = 2;
-export const REQUIRES = 4;
-
 /**
  * Devices whose labels agree on every key a packet has (a value no packet uses counts as absent) get the
  * same outcome from every request: they form one class, whose table the join reads by request id.
@@ -407,7 +402,7 @@ export function classKeyOf(index: FleetIndex, labels: Labels): number | string {
 }
 
 /** Writes into `codes` the device's label values as value ids per packet key (0: absent, or a value no packet uses). */
-export function encodeLabels(index: FleetIndex, labels: Labels, codes: Int32Array): void {
+function encodeLabels(index: FleetIndex, labels: Labels, codes: Int32Array): void {
   const { packetKeys, packetValues } = index;
   for (let i = 0; i < packetKeys.length; i++) {
     const key = packetKeys[i] as string;

@@ -11,9 +11,6 @@ import {
   type DeviceClass,
   type FleetIndex,
   type Request,
-  FAILED,
-  REQUIRES,
-  WARNS,
 } from './index-fleet.js';
 import { applyClosure, closureOf } from './requires-closure.js';
 import type { Selection } from './select-packet.js';
@@ -94,11 +91,11 @@ export interface Outcome {
   readonly selection: Selection;
   /** When it fails: the error, naming the spec. */
   readonly error: ResolveError | undefined;
-  /** FAILED, or WARNS and REQUIRES as they apply. */
-  readonly flags: number;
   /** When it selects a packet: the desired packet the request alone makes, and its fallback warning. */
   readonly desired: DesiredPacket | undefined;
   readonly warning: string | undefined;
+  /** Whether the selected packet requires something (rule 5 then has work). */
+  readonly requires: boolean;
 }
 
 /** `outcomeOf` for a class, kept in its table. */
@@ -123,13 +120,11 @@ function outcomeOf(index: FleetIndex, id: number, codes: Int32Array): Outcome {
         message: `${selection.message} (spec ${request.spec.spec.id})`,
         app: request.app.app.name,
       };
-      outcome = { selection, error, flags: FAILED, desired: undefined, warning: undefined };
+      outcome = { selection, error, desired: undefined, warning: undefined, requires: false };
     } else {
       const { desired, warning } = sharedDesired(request, selection.packet);
-      let flags = 0;
-      if (selection.packet.requires.length > 0) flags |= REQUIRES;
-      if (warning !== undefined) flags |= WARNS;
-      outcome = { selection, error: undefined, flags, desired, warning };
+      const requires = selection.packet.requires.length > 0;
+      outcome = { selection, error: undefined, desired, warning, requires };
     }
     if (table.length > 0) table[key] = outcome;
   }
@@ -310,15 +305,14 @@ export function resolveInClass(
       top[nameId] = -1;
       if (count[nameId] === 1) {
         const outcome = outcomeIn(index, deviceClass, id);
-        const flags = outcome.flags;
-        if ((flags & FAILED) !== 0) {
-          (errors ??= []).push(outcome.error as ResolveError);
+        if (outcome.error) {
+          (errors ??= []).push(outcome.error);
           continue;
         }
         if (errors) continue;
         desired[n] = outcome.desired as DesiredPacket;
-        if ((flags & WARNS) !== 0) warnings[warned++] = outcome.warning as string;
-        if ((flags & REQUIRES) !== 0) requiring[required++] = n;
+        if (outcome.warning !== undefined) warnings[warned++] = outcome.warning;
+        if (outcome.requires) requiring[required++] = n;
       } else {
         const priority = requestPriorities[id] as number;
         const key = joinKeys[nameId] as number;
