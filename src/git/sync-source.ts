@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import git, { type HttpClient, type ProgressCallback, type ServerRef } from 'isomorphic-git';
+import { shortRevision } from '../reconciler/summarise-status.js';
 import { GitfleetError } from '../schema/gitfleet-error.js';
 import { fetchCommit, hasCommit } from './fetch-commit.js';
 import { reuseAdvertisement } from './http-client.js';
@@ -136,7 +137,7 @@ export async function syncSource(request: SyncRequest): Promise<SyncResult> {
         accepted !== undefined &&
         !(await isAncestor(repo, accepted, tip)) &&
         (await isAncestor(repo, tip, accepted));
-      const olderReason = `serves ${tip.slice(0, 12)}, older than the accepted ${accepted?.slice(0, 12)}`;
+      const olderReason = `serves ${shortRevision(tip)}, older than the accepted ${shortRevision(accepted ?? '')}`;
       if (known && (await older())) {
         skip(remote.url, olderReason);
         continue;
