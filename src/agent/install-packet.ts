@@ -5,7 +5,7 @@ import { GitfleetError, type ErrorCode } from '../schema/gitfleet-error.js';
 import type { AgentStep, InstalledRecord, JournalStep } from '../schema/parse-journal.js';
 import type { AgentContext } from './agent-ports.js';
 import { enterStep } from './enter-step.js';
-import { actionError, clearedInterruption, markBad } from './mark-bad.js';
+import { actionError, clearedInterruption, markBad, passErrorOf } from './mark-bad.js';
 import { currentSlot, packetPaths, slotName, switchCurrent } from './packet-paths.js';
 import { packetKey } from './packet-key.js';
 import type { HookResult } from './run-hook.js';
@@ -103,7 +103,7 @@ export async function installPacket(
   } catch (error) {
     if (!(error instanceof GitfleetError)) throw error;
     await ctx.journal.write({ step: null });
-    return actionError(error.code, error.message, name, { retryable: error.retryable });
+    return passErrorOf(error, name);
   }
   ctx.ports.onStep('fetching:done');
 

@@ -1,4 +1,5 @@
 import type { PassError } from '../reconciler/build-device-status.js';
+import type { GitfleetError } from '../schema/gitfleet-error.js';
 import type { Journal } from '../schema/parse-journal.js';
 import type { AgentContext } from './agent-ports.js';
 
@@ -16,6 +17,11 @@ export function actionError(
     ...(extra.output ? { output: extra.output.slice(-8000) } : {}),
     retryable: extra.retryable ?? false,
   };
+}
+
+/** A typed error as the state record carries it, retryable as the error says. */
+export function passErrorOf(error: GitfleetError, packet?: string): PassError {
+  return actionError(error.code, error.message, packet, { retryable: error.retryable });
 }
 
 /** The loop breaker's count, reset when the action it counted for has ended (done or marked bad). */

@@ -25,7 +25,7 @@ import { defaultAgentPorts, type AgentContext, type AgentPorts } from './agent-p
 import type { ActionReport } from './execute-plan.js';
 import { JournalFile } from './journal-file.js';
 import { recoverJournal } from './recover-journal.js';
-import { actionError } from './mark-bad.js';
+import { passErrorOf } from './mark-bad.js';
 import { writeMetrics } from './write-metrics.js';
 
 export interface PassOptions {
@@ -138,7 +138,7 @@ export async function runPass(config: AgentConfig, options: PassOptions = {}): P
     }
   } catch (error) {
     if (!(error instanceof GitfleetError)) throw error;
-    errors.push(actionError(error.code, error.message, undefined, { retryable: error.retryable }));
+    errors.push(passErrorOf(error));
   }
   ports.log.log(
     errors.length === 0 ? 'info' : 'warn',
