@@ -4,7 +4,7 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-/** Seconds `run` took, resolved or not awaited. */
+/** Seconds `run` takes, its promise (if it returns one) awaited. */
 export async function timed(run: () => unknown): Promise<number> {
   const start = performance.now();
   await run();

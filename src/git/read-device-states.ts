@@ -18,7 +18,6 @@ import { readStatusBlob, STATE_REFS, STATUS_FILE, stateRef } from './record-stat
 import { parseSshPublicKey, type SshPublicKey } from './ssh-key.js';
 import { verifySsh } from './ssh-signature.js';
 
-/** Where every device's state ref lives (`stateRef(id)` is this plus `/<id>`). */
 /** Commits one walk may read to count `behind`; beyond it the count is left unknown. */
 const MAX_WALK = 100_000;
 /** State refs read side by side: most of a read is waiting on the file system. */

@@ -8,7 +8,7 @@ import { writeSignedCommit } from './write-signed-commit.js';
 
 export const STATUS_FILE = 'status.yaml';
 
-/** Where every device's state ref lives. */
+/** Where every device's state ref lives (`stateRef(id)` is this plus `/<id>`). */
 export const STATE_REFS = 'refs/gitfleet/state';
 
 /** The ref a device records its state on, outside refs/heads so forges and clones do not list it. */
