@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { loadAgentConfig } from '../../src/agent/load-agent-config.js';
 import { packArtifact } from '../../src/agent/pack-artifact.js';
 import { generateSshKey } from '../../src/git/generate-ssh-key.js';
+import { stateRef } from '../../src/git/record-state.js';
 import type { AgentConfig } from '../../src/schema/agent-config.js';
 import { startArtifactServer, type ArtifactServer } from './artifact-server.js';
 import {
@@ -136,7 +137,7 @@ export class AgentWorld {
   /** The served repository's state commit of device `id`, or undefined when it has none. */
   stateTip(id: string): string | undefined {
     try {
-      return git(this.bare, ['rev-parse', '--verify', '-q', `refs/gitfleet/state/${id}`]);
+      return git(this.bare, ['rev-parse', '--verify', '-q', stateRef(id)]);
     } catch {
       return undefined;
     }
