@@ -3,15 +3,18 @@ import type { App, Device, Fleet, Labels, Packet, Spec } from '../schema/fleet.j
 import { labelsKey, labelValue } from '../schema/labels.js';
 import { inRollout } from './rollout-bucket.js';
 import { indexTargets, matchTargets, type TargetIndex } from './index-targets.js';
+import { indexPacketLabels, type PacketLabels } from './index-packet-labels.js';
 import type { DesiredPacket } from './desired-packet.js';
 import type { Closure } from './requires-closure.js';
 import type { Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
-import { deviceKeys, eligiblePackets, pickTop, type Selection } from './select-packet.js';
+import { pickTop, rangeTest, rankVersions, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for the devices with one pick key (see `pickKeyOf`), and the pick of rule 4 among them. */
 export interface Pick {
-  ranked: readonly Packet[];
-  selection: Selection;
+  readonly ranked: readonly Packet[];
+  readonly selection: Selection;
+  /** The selected packet's position in `fleet.packets` (-1: none is). */
+  readonly position: number;
 }
 
 /**
@@ -22,7 +25,7 @@ export interface Pick {
 export interface CompiledApp {
   readonly app: App;
   readonly nameId: number;
-  /** Indexes into `FleetIndex.packetKeys` of the keys that can change the pick, and their strides. */
+  /** Ids (see `PacketLabels`) of the keys that can change the pick, and their strides. */
   readonly keys: readonly number[];
   readonly strides: readonly number[];
   /** Per key: global value id → the value's class among this name's packets (0: no packet uses it). */
@@ -34,12 +37,14 @@ export interface CompiledApp {
 }
 
 /**
- * The packets an app can select (see `eligiblePackets`), best first, and what each asks of a device:
+ * The packets an app can select (see `eligibleOf`), best first, and what each asks of a device:
  * packet `i` is a candidate when `codes[keys[j]] === values[j]` for every `j` from `starts[i]` to
  * `starts[i + 1]` (a device's value ids per packet key, see `encodeLabels`).
  */
 interface Eligible {
   readonly packets: readonly Packet[];
+  /** Their positions in `fleet.packets`. */
+  readonly positions: Int32Array;
   readonly keys: Int32Array;
   readonly values: Int32Array;
   readonly starts: Int32Array;
@@ -112,8 +117,9 @@ export interface Scratch {
   readonly requiring: Int32Array;
   /** Requests of one name at one priority (see `requestsOf`). */
   readonly list: Int32Array;
-  /** The device's explicit choices so far: desired packets, and the ids of their names. */
+  /** The device's explicit choices so far: desired packets, their positions in `fleet.packets`, their names' ids. */
   readonly desired: DesiredPacket[];
+  readonly positions: Int32Array;
   readonly chosen: Int32Array;
   /** The key of its requires closure (see `closureKey`). */
   readonly key: Int32Array;
@@ -130,10 +136,12 @@ export interface FleetIndex {
   /** Every packet or app name, sorted; a name's id is its position. */
   readonly names: readonly string[];
   readonly nameIds: ReadonlyMap<string, number>;
-  readonly packetsByName: ReadonlyMap<string, readonly Packet[]>;
-  /** Label keys any packet has, and per key the values packets use (value id = position + 1). */
-  readonly packetKeys: readonly string[];
-  readonly packetValues: readonly ReadonlyMap<string, number>[];
+  /** Every packet's labels as ids (packets by position in `fleet.packets`), and per name id its packets' positions. */
+  readonly labels: PacketLabels;
+  readonly packetsOf: readonly Int32Array[];
+  /** The id of the `version` key (-1: no packet has it), and per value id of it the version's rank (see `rankVersions`). */
+  readonly versionKey: number;
+  readonly versionRanks: Int32Array;
   /** Specs in id order. */
   readonly specs: readonly CompiledSpec[];
   /** Their rollout percents (Infinity: no rollout, which is every device). */
@@ -153,12 +161,10 @@ export interface FleetIndex {
   classBudget: number;
   /** Requests of equal priority that agree (see `joinAgreeing`), by their ids; one per packet they select. */
   readonly joined: Map<number | string, Joined[]>;
-  /** A packet's position in `fleet.packets`. */
-  readonly packetIds: ReadonlyMap<Packet, number>;
   /** The compiled `requires` of each packet that requires something. */
   readonly requires: ReadonlyMap<Packet, readonly CompiledApp[]>;
-  /** Per packet that requires something: what its requires can reach (null: too much), made on demand. */
-  readonly reach: Map<Packet, Reach | null>;
+  /** By packet position, for those that require something: what their requires can reach (null: too much), made on demand. */
+  readonly reach: (Reach | null | undefined)[];
   /** Requires closures by the hash of their `closureKey`. */
   readonly closures: Map<number, Closure[]>;
   readonly scratch: Scratch;
@@ -176,56 +182,46 @@ function hasLabels(labels: Labels): boolean {
   return false;
 }
 
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
-}
-
 export function indexFleet(fleet: Fleet): FleetIndex {
-  const packetsByName = new Map<string, Packet[]>();
-  const keysByName = new Map<string, Set<string>>();
-  const values = new Map<string, Set<string>>();
-  for (const packet of fleet.packets) {
-    push(packetsByName, packet.name, packet);
-    const keys = keysByName.get(packet.name) ?? new Set<string>();
-    keysByName.set(packet.name, keys);
-    for (const key in packet.labels) {
-      keys.add(key);
-      const seen = values.get(key) ?? new Set<string>();
-      values.set(key, seen.add(packet.labels[key] ?? ''));
-    }
-  }
-  const packetKeys = [...values.keys()].sort(compareStrings);
-  const keyIndex = new Map(packetKeys.map((k, i) => [k, i]));
-  const packetValues = packetKeys.map(
-    (k) => new Map([...(values.get(k) ?? [])].sort(compareStrings).map((v, i) => [v, i + 1])),
-  );
-  const allNames = new Set(packetsByName.keys());
+  const labels = indexPacketLabels(fleet.packets);
+  const allNames = new Set<string>();
+  for (const packet of fleet.packets) allNames.add(packet.name);
   for (const spec of fleet.specs) for (const app of spec.apps) allNames.add(app.name);
   for (const packet of fleet.packets) for (const app of packet.requires) allNames.add(app.name);
   const names = [...allNames].sort(compareStrings);
   const nameIds = new Map(names.map((n, i) => [n, i]));
+  const positions = names.map((): number[] => []);
+  for (let i = 0; i < fleet.packets.length; i++)
+    positions[nameIds.get((fleet.packets[i] as Packet).name) as number]?.push(i);
+  const packetsOf = positions.map((list) => Int32Array.from(list));
+  const { keyOf, valueOf, starts } = labels;
+  const versionKey = labels.keys.indexOf('version');
 
-  // Per name and packet key: global value id → class among the name's packets, and how many classes.
-  const tables = new Map<string, { table: Int32Array; used: number }>();
-  const valueClasses = (name: string, k: number) => {
-    const tableKey = `${name}\u0000${k}`;
+  // Per name and key id: value id → class among the name's packets (0: none has it), and how many classes.
+  const tables = new Map<number, { table: Int32Array; used: number }>();
+  const valueClasses = (nameId: number, k: number) => {
+    const tableKey = nameId * labels.keys.length + k;
     let found = tables.get(tableKey);
     if (!found) {
-      const key = packetKeys[k] ?? '';
-      const global = packetValues[k] ?? new Map<string, number>();
       // Classes in the order the name's packets first use their values.
-      const table = new Int32Array(global.size + 1);
+      const table = new Int32Array((labels.values[k]?.size ?? 0) + 1);
       let used = 0;
-      for (const packet of packetsByName.get(name) ?? []) {
-        if (!Object.hasOwn(packet.labels, key)) continue;
-        const value = global.get(packet.labels[key] ?? '') ?? 0;
-        if (table[value] === 0) table[value] = ++used;
+      for (const i of packetsOf[nameId] ?? []) {
+        for (let j = starts[i] as number; j < (starts[i + 1] as number); j++) {
+          const value = valueOf[j] as number;
+          if (keyOf[j] === k && table[value] === 0) table[value] = ++used;
+        }
       }
       tables.set(tableKey, (found = { table, used }));
     }
     return found;
+  };
+  // Per name id: the ids of the keys its packets have, ascending.
+  const keysOf = (nameId: number): number[] => {
+    const seen = new Set<number>();
+    for (const i of packetsOf[nameId] ?? [])
+      for (let j = starts[i] as number; j < (starts[i + 1] as number); j++) seen.add(keyOf[j] as number);
+    return [...seen].sort((a, b) => a - b);
   };
 
   // Identical apps (same name, pins and range) in different specs compile once and share their picks.
@@ -238,20 +234,21 @@ export function indexFleet(fleet: Fleet): FleetIndex {
   };
   const compileNew = (app: App): CompiledApp => {
     // A key the app pins cannot change the pick, nor can `version` under a range (rule 4).
-    const keys = [...(keysByName.get(app.name) ?? [])]
-      .filter((k) => !Object.hasOwn(app.labels, k) && !(app.version !== undefined && k === 'version'))
-      .map((k) => keyIndex.get(k) ?? 0)
-      .sort((a, b) => a - b);
+    const nameId = nameIds.get(app.name) ?? 0;
+    const keys = keysOf(nameId).filter((k) => {
+      const key = labels.keys[k] as string;
+      return labelValue(app.labels, key) === undefined && !(app.version !== undefined && key === 'version');
+    });
     let stride = 1;
     const strides: number[] = [];
     const classes = keys.map((k) => {
-      const { table, used } = valueClasses(app.name, k);
+      const { table, used } = valueClasses(nameId, k);
       strides.push(stride);
       stride *= used + 1;
       return table;
     });
     const picks = stride <= MAX_COMBINATIONS ? new Array<Pick | undefined>(stride) : undefined;
-    return { app, nameId: nameIds.get(app.name) ?? 0, keys, strides, classes, picks, eligible: undefined };
+    return { app, nameId, keys, strides, classes, picks, eligible: undefined };
   };
 
   const specs = [...fleet.specs].sort((a, b) => compareStrings(a.id, b.id));
@@ -280,9 +277,10 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     fleet,
     names,
     nameIds,
-    packetsByName,
-    packetKeys,
-    packetValues,
+    labels,
+    packetsOf,
+    versionKey,
+    versionRanks: rankVersions(labels.values[versionKey]),
     specs: compiledSpecs,
     rollouts: Float64Array.from(specs, (spec) => spec.rollout?.percent ?? Infinity),
     targets,
@@ -294,11 +292,10 @@ export function indexFleet(fleet: Fleet): FleetIndex {
     classes: new Map(),
     classBudget: CLASS_BUDGET,
     joined: new Map(),
-    packetIds: new Map(fleet.packets.map((p, i) => [p, i])),
     requires: new Map(
       fleet.packets.filter((p) => p.requires.length > 0).map((p) => [p, p.requires.map(compileApp)]),
     ),
-    reach: new Map(),
+    reach: new Array<Reach | null | undefined>(fleet.packets.length),
     closures: new Map(),
     scratch: {
       applying: new Int32Array(specs.length),
@@ -308,7 +305,8 @@ export function indexFleet(fleet: Fleet): FleetIndex {
       joinKeys: new Float64Array(names.length),
       asked: new Int32Array(Math.ceil(names.length / 32)),
       desired: [],
-      codes: new Int32Array(packetKeys.length),
+      positions: new Int32Array(names.length),
+      codes: new Int32Array(labels.keys.length),
       list: new Int32Array(requests.length),
       requiring: new Int32Array(names.length),
       warnings: [],
@@ -395,7 +393,7 @@ export function classKeyOf(index: FleetIndex, labels: Labels): number | string {
   let radix = 1;
   for (let i = 0; i < codes.length; i++) {
     key += (codes[i] as number) * radix;
-    radix *= (index.packetValues[i]?.size ?? 0) + 1;
+    radix *= (index.labels.values[i]?.size ?? 0) + 1;
     if (radix > Number.MAX_SAFE_INTEGER) return codes.join(',');
   }
   return key;
@@ -403,11 +401,11 @@ export function classKeyOf(index: FleetIndex, labels: Labels): number | string {
 
 /** Writes into `codes` the device's label values as value ids per packet key (0: absent, or a value no packet uses). */
 function encodeLabels(index: FleetIndex, labels: Labels, codes: Int32Array): void {
-  const { packetKeys, packetValues } = index;
-  for (let i = 0; i < packetKeys.length; i++) {
-    const key = packetKeys[i] as string;
+  const { keys, values } = index.labels;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
     const value = labelValue(labels, key);
-    codes[i] = value === undefined ? 0 : (packetValues[i]?.get(value) ?? 0);
+    codes[i] = value === undefined ? 0 : (values[i]?.get(value) ?? 0);
   }
 }
 
@@ -449,32 +447,89 @@ export function pickAt(index: FleetIndex, compiled: CompiledApp, key: number, co
   let pick = compiled.picks?.[key];
   if (!pick) {
     const { app } = compiled;
-    const { packets, keys, values, starts } = (compiled.eligible ??= eligibleOf(index, app));
+    const { packets, positions, keys, values, starts } = (compiled.eligible ??= eligibleOf(index, compiled));
     const ranked: Packet[] = [];
+    let first = -1;
     for (let i = 0; i < packets.length; i++) {
       let fits = true;
       for (let j = starts[i] as number; fits && j < (starts[i + 1] as number); j++)
         fits = codes[keys[j] as number] === values[j];
-      if (fits) ranked.push(packets[i] as Packet);
+      if (!fits) continue;
+      if (first < 0) first = i;
+      ranked.push(packets[i] as Packet);
     }
-    pick = { ranked, selection: pickTop(ranked, app, app.version !== undefined) };
+    const selection = pickTop(ranked, app, app.version !== undefined);
+    pick = { ranked, selection, position: selection.ok ? (positions[first] as number) : -1 };
     if (compiled.picks) compiled.picks[key] = pick;
   }
   return pick;
 }
 
-function eligibleOf(index: FleetIndex, app: App): Eligible {
-  const packets = eligiblePackets(index.packetsByName.get(app.name) ?? [], app);
-  const keys: number[] = [];
-  const values: number[] = [];
-  const starts = new Int32Array(packets.length + 1);
-  packets.forEach((packet, i) => {
-    for (const key of deviceKeys(packet, app)) {
-      const k = index.packetKeys.indexOf(key);
-      keys.push(k);
-      values.push(index.packetValues[k]?.get(packet.labels[key] ?? '') ?? 0);
+/**
+ * Rule 4's candidates of an app before a device is known, best first: of the packets of its name, those
+ * that agree with every label the app pins and, with a `version` range, whose `version` satisfies it
+ * (then `version` is not compared as a label); ranked highest version first under a range, then most
+ * labels, ties in the fleet's order. A device's candidates are those whose other labels (every key the
+ * app does not pin, except `version` under a range) all equal the device's: the merged labels, the
+ * device's overlaid by the pins, are the device's there.
+ */
+function eligibleOf(index: FleetIndex, compiled: CompiledApp): Eligible {
+  const { app } = compiled;
+  const { keys: packetKeys, values: packetValues, keyOf: keys, valueOf: values, starts } = index.labels;
+  const { versionKey, versionRanks } = index;
+  const ranged = app.version !== undefined;
+  const satisfies = rangeTest(app);
+  // Per key: the value id the app pins (-1: a value no packet has), or 0.
+  const pins = new Int32Array(packetKeys.length);
+  for (let k = 0; k < packetKeys.length; k++) {
+    const value = labelValue(app.labels, packetKeys[k] as string);
+    if (value !== undefined) pins[k] = packetValues[k]?.get(value) ?? -1;
+  }
+  const found: number[] = [];
+  const rank: number[] = [];
+  for (const i of index.packetsOf[compiled.nameId] ?? []) {
+    let fits = true;
+    let version = 0;
+    for (let j = starts[i] as number; fits && j < (starts[i + 1] as number); j++) {
+      const k = keys[j] as number;
+      if (ranged && k === versionKey) version = values[j] as number;
+      else fits = pins[k] === 0 || pins[k] === values[j];
     }
-    starts[i + 1] = keys.length;
+    const packet = index.fleet.packets[i] as Packet;
+    if (!fits || (satisfies && !satisfies(labelValue(packet.labels, 'version')))) continue;
+    found.push(i);
+    rank.push(versionRanks[version] as number);
+  }
+  const order = found
+    .map((_, f) => f)
+    .sort(
+      (a, b) =>
+        (rank[b] as number) - (rank[a] as number) ||
+        labelCount(starts, found[b] as number) - labelCount(starts, found[a] as number) ||
+        a - b,
+    );
+  const deviceKeys: number[] = [];
+  const deviceValues: number[] = [];
+  const from = new Int32Array(order.length + 1);
+  order.forEach((f, n) => {
+    const i = found[f] as number;
+    for (let j = starts[i] as number; j < (starts[i + 1] as number); j++) {
+      const k = keys[j] as number;
+      if (pins[k] !== 0 || (ranged && k === versionKey)) continue;
+      deviceKeys.push(k);
+      deviceValues.push(values[j] as number);
+    }
+    from[n + 1] = deviceKeys.length;
   });
-  return { packets, keys: Int32Array.from(keys), values: Int32Array.from(values), starts };
+  return {
+    packets: order.map((f) => index.fleet.packets[found[f] as number] as Packet),
+    positions: Int32Array.from(order, (f) => found[f] as number),
+    keys: Int32Array.from(deviceKeys),
+    values: Int32Array.from(deviceValues),
+    starts: from,
+  };
+}
+
+function labelCount(starts: Int32Array, i: number): number {
+  return (starts[i + 1] as number) - (starts[i] as number);
 }

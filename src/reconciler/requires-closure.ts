@@ -25,7 +25,14 @@ function closeRequires(
 ): Map<number, Packet> {
   const candidates = (app: CompiledApp) => pickFor(index, app, codes).ranked;
   let derived = new Map<number, Packet>();
+  // Rounds' choices as text, packets by an id of their own.
   const seen = new Set<string>();
+  const ids = new Map<Packet, number>();
+  const idOf = (packet: Packet): number => {
+    let id = ids.get(packet);
+    if (id === undefined) ids.set(packet, (id = ids.size));
+    return id;
+  };
   for (let round = 0; ; round++) {
     const wanted = new Map<number, { app: CompiledApp; by: Packet }[]>();
     const want = (packet: Packet) => {
@@ -99,7 +106,7 @@ function closeRequires(
       errors.push(...roundErrors);
       return derived;
     }
-    const state = [...next].map(([n, p]) => `${n}:${index.packetIds.get(p)}`).join(',');
+    const state = [...next].map(([n, p]) => `${n}:${idOf(p)}`).join(',');
     if (round + 1 >= MAX_REQUIRE_ROUNDS) {
       errors.push({
         code: 'dependency_cycle',
@@ -253,9 +260,10 @@ export function applyClosure(
 }
 
 /** What the closure can reach from a packet (see `Reach`); null past the cap. */
-function reachOf(index: FleetIndex, packet: Packet): Reach | null {
-  let reach = index.reach.get(packet);
+function reachOf(index: FleetIndex, position: number): Reach | null {
+  let reach = index.reach[position];
   if (reach !== undefined) return reach;
+  const packet = index.fleet.packets[position] as Packet;
   const seen = new Set<string>();
   const apps = new Set(index.requires.get(packet));
   const queue = packet.requires.map((r) => r.name);
@@ -263,7 +271,8 @@ function reachOf(index: FleetIndex, packet: Packet): Reach | null {
     const name = queue[i] as string;
     if (seen.has(name)) continue;
     seen.add(name);
-    for (const p of index.packetsByName.get(name) ?? []) {
+    for (const at of index.packetsOf[index.nameIds.get(name) ?? -1] ?? []) {
+      const p = index.fleet.packets[at] as Packet;
       for (const r of p.requires) queue.push(r.name);
       for (const app of index.requires.get(p) ?? []) apps.add(app);
     }
@@ -272,7 +281,7 @@ function reachOf(index: FleetIndex, packet: Packet): Reach | null {
     seen.size > MAX_REACH
       ? null
       : { names: Int32Array.from(seen, (name) => index.nameIds.get(name) ?? -1).sort(), apps: [...apps] };
-  index.reach.set(packet, reach);
+  index.reach[position] = reach;
   return reach;
 }
 
@@ -284,16 +293,16 @@ function reachOf(index: FleetIndex, packet: Packet): Reach | null {
  * the ids of the explicit choices' names, in order; `codes` are the device's labels.
  */
 function closureKey(index: FleetIndex, codes: Int32Array, n: number, requiring: number): number {
-  const { chosen, desired, key } = index.scratch;
+  const { chosen, positions, key } = index.scratch;
   let length = 0;
   for (let i = 0; i < requiring; i++) {
-    const { packet } = desired[index.scratch.requiring[i] as number] as DesiredPacket;
-    const reach = reachOf(index, packet);
+    const position = positions[index.scratch.requiring[i] as number] as number;
+    const reach = reachOf(index, position);
     if (reach === null || length + 1 + reach.names.length + reach.apps.length > key.length) return -1;
-    key[length++] = index.packetIds.get(packet) ?? -1;
+    key[length++] = position;
     for (const nameId of reach.names) {
       const at = positionOf(chosen, n, nameId);
-      key[length++] = at < 0 ? -1 : (index.packetIds.get((desired[at] as DesiredPacket).packet) ?? -1);
+      key[length++] = at < 0 ? -1 : (positions[at] as number);
     }
     for (const app of reach.apps) key[length++] = pickKeyOf(app, codes);
   }

@@ -68,6 +68,8 @@ function fallbackWarning({ spec, app }: Request, packet: Packet): string | undef
 /** Requests of equal priority that agree (rule 3), joined once per packet they select (see `joinAgreeing`). */
 export interface Joined {
   readonly desired: DesiredPacket;
+  /** Its packet's position in `fleet.packets`. */
+  readonly position: number;
   readonly warnings: readonly string[];
 }
 
@@ -96,6 +98,8 @@ export interface Outcome {
   readonly warning: string | undefined;
   /** Whether the selected packet requires something (rule 5 then has work). */
   readonly requires: boolean;
+  /** The selected packet's position in `fleet.packets` (-1: none is). */
+  readonly position: number;
 }
 
 /** `outcomeOf` for a class, kept in its table. */
@@ -113,18 +117,18 @@ function outcomeOf(index: FleetIndex, id: number, codes: Int32Array): Outcome {
   const table = outcomesOf(index, request);
   let outcome = table[key];
   if (outcome === undefined) {
-    const { selection } = pickAt(index, request.app, key, codes);
+    const { selection, position } = pickAt(index, request.app, key, codes);
     if (!selection.ok) {
       const error = {
         code: selection.code,
         message: `${selection.message} (spec ${request.spec.spec.id})`,
         app: request.app.app.name,
       };
-      outcome = { selection, error, desired: undefined, warning: undefined, requires: false };
+      outcome = { selection, error, desired: undefined, warning: undefined, requires: false, position };
     } else {
       const { desired, warning } = sharedDesired(request, selection.packet);
       const requires = selection.packet.requires.length > 0;
-      outcome = { selection, error: undefined, desired, warning, requires };
+      outcome = { selection, error: undefined, desired, warning, requires, position };
     }
     if (table.length > 0) table[key] = outcome;
   }
@@ -160,14 +164,17 @@ function requestsOf(
 function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number): Joined | null {
   const list = index.scratch.list;
   let packet: Packet | undefined;
+  let position = -1;
   // The ids in mixed radix while that is exact, else as text.
   const radix = index.requests.length + 1;
   let key: number | string = 0;
   for (let i = 0; i < count; i++) {
     const id = list[i] as number;
-    const { selection } = outcomeIn(index, deviceClass, id);
+    const outcome = outcomeIn(index, deviceClass, id);
+    const { selection } = outcome;
     if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return null;
     packet = selection.packet;
+    position = outcome.position;
     if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
       key = key * radix + id + 1;
     else key = `${key},${id}`;
@@ -184,7 +191,7 @@ function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number
       if (warning) warnings.push(warning);
     }
     const desired = { packet, specs: specIds(requests), requiredBy: none, dependsOn: dependsOn(packet) };
-    joined = { desired, warnings };
+    joined = { desired, position, warnings };
     if (known) known.push(joined);
     else index.joined.set(key, [joined]);
   }
@@ -253,7 +260,7 @@ export function resolveInClass(
 ): DesiredState {
   const { codes } = deviceClass;
   const { requestNames, requestPriorities, specFirst } = index;
-  const { top, count, joinKeys, asked, desired, chosen } = index.scratch;
+  const { top, count, joinKeys, asked, desired, positions, chosen } = index.scratch;
 
   // Rule 3, first pass: per name, the first request of the highest priority, how many share it and
   // their ids in mixed radix (-1 past what a number holds exactly), which is what the class memoises
@@ -311,6 +318,7 @@ export function resolveInClass(
         }
         if (errors) continue;
         desired[n] = outcome.desired as DesiredPacket;
+        positions[n] = outcome.position;
         if (outcome.warning !== undefined) warnings[warned++] = outcome.warning;
         if (outcome.requires) requiring[required++] = n;
       } else {
@@ -332,6 +340,7 @@ export function resolveInClass(
         }
         if (errors) continue;
         desired[n] = joined.desired;
+        positions[n] = joined.position;
         for (const warning of joined.warnings) warnings[warned++] = warning;
         if (joined.desired.packet.requires.length > 0) requiring[required++] = n;
       }

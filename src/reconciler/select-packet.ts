@@ -51,50 +51,30 @@ function satisfies(range: semver.Range, version: string): boolean {
 }
 
 /**
- * The packets of rule 4 that an app can select on some device, best first: of the packets of its name
- * (`packets`), those that agree with every label the app pins and, with a `version` range, whose
- * `version` satisfies it (then `version` is not compared as a label). Ranked highest version first
- * under a range, then most labels; ties keep the given order. What is left for a device with labels D
- * is the app's candidates on D: those whose other labels all equal D's (see `deviceKeys`).
+ * The test of an app's `version` range on a packet's `version` (undefined: it has none), or undefined
+ * when the app has no range. An invalid range or version satisfies nothing.
  */
-export function eligiblePackets(packets: readonly Packet[], app: App): Packet[] {
-  const range = app.version === undefined ? undefined : parseRange(app.version);
-  const eligible = packets.filter((packet) => {
-    for (const key in packet.labels) {
-      if (range !== undefined && key === 'version') continue;
-      if (Object.hasOwn(app.labels, key) && app.labels[key] !== packet.labels[key]) return false;
-    }
-    if (range === undefined) return true;
-    return range !== null && satisfies(range, packet.labels.version ?? '');
-  });
-  return ranked(eligible, range !== undefined);
-}
-
-/** `packets` stably sorted by `compareRank`, each packet's version and label count read once. */
-function ranked(packets: readonly Packet[], byVersion: boolean): Packet[] {
-  const versions = packets.map((p) => (byVersion ? (parseVersion(p.labels.version ?? '') ?? zero) : zero));
-  const counts = packets.map(labelCount);
-  return packets
-    .map((_, i) => i)
-    .sort(
-      (a, b) =>
-        (versions[b] as semver.SemVer).compare(versions[a] as semver.SemVer) ||
-        (counts[b] as number) - (counts[a] as number) ||
-        a - b,
-    )
-    .map((i) => packets[i] as Packet);
+export function rangeTest(app: App): ((version: string | undefined) => boolean) | undefined {
+  if (app.version === undefined) return undefined;
+  const range = parseRange(app.version);
+  return (version) => range !== null && version !== undefined && satisfies(range, version);
 }
 
 /**
- * The label keys of an eligible packet that a device must have with the packet's value: every key
- * the app does not pin, except `version` under a range. (Merged labels M = D overlaid by the pins, so
- * these are the keys where M is D.)
+ * Ranks of versions by value id (`values` maps each to its id; id 0, none, and values that are not
+ * versions count as 0.0.0): a newer version ranks higher, versions of equal precedence rank alike.
  */
-export function deviceKeys(packet: Packet, app: App): string[] {
-  const ranged = app.version !== undefined;
-  return Object.keys(packet.labels).filter(
-    (key) => !Object.hasOwn(app.labels, key) && !(ranged && key === 'version'),
-  );
+export function rankVersions(values: ReadonlyMap<string, number> | undefined): Int32Array {
+  const parsed = [{ id: 0, version: zero }];
+  for (const [value, id] of values ?? []) parsed.push({ id, version: parseVersion(value) ?? zero });
+  parsed.sort((a, b) => a.version.compare(b.version));
+  const ranks = new Int32Array(parsed.length);
+  let rank = 0;
+  parsed.forEach(({ id, version }, i) => {
+    if (i > 0 && version.compare((parsed[i - 1] as (typeof parsed)[number]).version) !== 0) rank++;
+    ranks[id] = rank;
+  });
+  return ranks;
 }
 
 /** Negative when `a` ranks above `b`; 0 is a tie (ambiguous if it happens at the top). */
