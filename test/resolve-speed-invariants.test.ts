@@ -171,6 +171,30 @@ describe('shared results', () => {
     devices.forEach((d, i) => expect(states[i]).toEqual(resolveDesiredState(indexFleet(f), d)));
   });
 
+  it('devices of one class with the same applying specs share one result, each with its own device', () => {
+    // Same labels but for the id: only the canary's rollout tells the devices apart.
+    const f = fleet(
+      [packet('a', { arch: 'amd64' }), packet('b', { arch: 'amd64' })],
+      [spec('all', {}, [app('a')]), spec('canary', {}, [app('b')], { percent: 50 })],
+    );
+    const devices = Array.from({ length: 40 }, (_, i) => device(`d-${i}`, { arch: 'amd64' }));
+    const states = resolveFleet(f, devices);
+    const lists = states.map((s) => (s.ok ? s.packets : undefined));
+    expect(new Set(lists.map((l) => l?.length))).toEqual(new Set([1, 2]));
+    // One list for the devices in the canary, one for the others.
+    expect(new Set(lists).size).toBe(2);
+    devices.forEach((d, i) => {
+      expect(states[i]?.device).toBe(d);
+      expect(states[i]).toEqual(resolveDesiredState(indexFleet(f), d));
+    });
+    // A failing device's errors are shared the same way.
+    const broken = fleet([], [spec('all', {}, [app('missing')])]);
+    const [one, two] = resolveFleet(broken, [device('d-1', {}), device('d-2', {})]);
+    expect(one?.ok || two?.ok).toBe(false);
+    expect([one?.device.id, two?.device.id]).toEqual(['d-1', 'd-2']);
+    expect(!one?.ok && !two?.ok && one.errors === two.errors).toBe(true);
+  });
+
   it('equal-priority requests joined for one device are joined afresh for another set of specs', () => {
     const f = fleet(
       [packet('a')],

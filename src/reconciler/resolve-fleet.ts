@@ -32,20 +32,49 @@ export function resolveFleet(fleet: Fleet, devices: readonly Device[]): DesiredS
   // Then class by class, which keeps a class's tables in the CPU cache. The answers do not depend on the
   // order: the index only memoises.
   const states = new Array<DesiredState>(devices.length);
+  // Devices of one class with the same applying specs have the same desired state: the first of them
+  // (by the hash of its specs) is resolved, the others share its packets, warnings or errors.
+  const resolved = new Map<number, number>();
   for (const members of byClass.values()) {
     // Made (or found) once per class; the index may forget it after, to bound its memory.
     const deviceClass = classOf(index, (devices[members[0] as number] as Device).labels);
+    resolved.clear();
     for (const i of members) {
       const device = devices[i] as Device;
-      states[i] = resolveInClass(
-        index,
-        deviceClass,
-        device,
-        specs,
-        starts[i] as number,
-        starts[i + 1] as number,
-      );
+      const from = starts[i] as number;
+      const to = starts[i + 1] as number;
+      const hash = hashOrders(specs, from, to);
+      const first = resolved.get(hash);
+      if (
+        first !== undefined &&
+        sameOrders(specs, starts[first] as number, starts[first + 1] as number, from, to)
+      ) {
+        states[i] = withDevice(states[first] as DesiredState, device);
+        continue;
+      }
+      states[i] = resolveInClass(index, deviceClass, device, specs, from, to);
+      if (first === undefined) resolved.set(hash, i);
     }
   }
   return states;
+}
+
+/** FNV-1a over `orders[from]` to `orders[to - 1]`. */
+function hashOrders(orders: Int32Array, from: number, to: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = from; i < to; i++) hash = Math.imul(hash ^ (orders[i] as number), 0x01000193);
+  return hash >>> 0;
+}
+
+function sameOrders(orders: Int32Array, a: number, aEnd: number, b: number, bEnd: number): boolean {
+  if (aEnd - a !== bEnd - b) return false;
+  for (let i = 0; i < aEnd - a; i++) if (orders[a + i] !== orders[b + i]) return false;
+  return true;
+}
+
+/** Another device's desired state, for this device. */
+function withDevice(state: DesiredState, device: Device): DesiredState {
+  return state.ok
+    ? { ok: true, device, packets: state.packets, warnings: state.warnings }
+    : { ok: false, device, errors: state.errors };
 }
