@@ -171,8 +171,9 @@ export interface Closure {
   /** Derived packets, with their `requiredBy`, sorted by name, and the ids of their names. */
   readonly added: readonly DesiredPacket[];
   readonly addedNames: Int32Array;
-  /** By name id: the names of the packets that require an explicit packet of that name. */
-  readonly requiredBy: ReadonlyMap<number, readonly string[]>;
+  /** The ids of the names that chosen packets require, ascending, and the names of the packets requiring each. */
+  readonly requiredNames: Int32Array;
+  readonly requiredBy: readonly (readonly string[])[];
   /** Explicit desired packets with `requiredBy` filled in, made once per closure. */
   readonly withBy: Map<DesiredPacket, DesiredPacket>;
 }
@@ -191,7 +192,8 @@ function closeExplicit(index: FleetIndex, explicit: Explicit, codes: Int32Array,
     errors: found,
     added: [],
     addedNames: new Int32Array(0),
-    requiredBy: new Map(),
+    requiredNames: new Int32Array(0),
+    requiredBy: [],
     withBy: new Map(),
   });
   if (errors.length > 0) return failed(errors);
@@ -226,7 +228,9 @@ function closeExplicit(index: FleetIndex, explicit: Explicit, codes: Int32Array,
     const packet = derived.get(nameId) as Packet;
     return { packet, specs: none, requiredBy: requiredBy.get(nameId) ?? none, dependsOn: dependsOn(packet) };
   });
-  return { key, errors, added, addedNames, requiredBy, withBy: new Map() };
+  const requiredNames = Int32Array.from(requiredBy.keys()).sort();
+  const by = Array.from(requiredNames, (nameId) => requiredBy.get(nameId) ?? none);
+  return { key, errors, added, addedNames, requiredNames, requiredBy: by, withBy: new Map() };
 }
 
 /**
@@ -239,19 +243,21 @@ export function applyClosure(
   chosen: Int32Array,
   n: number,
 ): DesiredPacket[] {
-  const { added, addedNames, requiredBy, withBy } = closure;
+  const { added, addedNames, requiredNames, requiredBy, withBy } = closure;
   const out = new Array<DesiredPacket>(n + added.length);
   let j = 0;
   let k = 0;
+  // Explicit, added and required names are all ascending: one merge finds them.
+  let r = 0;
   for (let i = 0; i < n; i++) {
     const nameId = chosen[i] as number;
     while (j < added.length && (addedNames[j] as number) < nameId) out[k++] = added[j++] as DesiredPacket;
     let filled = desired[i] as DesiredPacket;
-    const by = requiredBy.size === 0 ? undefined : requiredBy.get(nameId);
-    if (by) {
+    while (r < requiredNames.length && (requiredNames[r] as number) < nameId) r++;
+    if (r < requiredNames.length && requiredNames[r] === nameId) {
       const known = withBy.get(filled);
       if (known) filled = known;
-      else withBy.set(filled, (filled = { ...filled, requiredBy: by }));
+      else withBy.set(filled, (filled = { ...filled, requiredBy: requiredBy[r] as readonly string[] }));
     }
     out[k++] = filled;
   }
