@@ -7,7 +7,7 @@ import { indexPacketLabels, type PacketLabels } from './index-packet-labels.js';
 import type { DesiredPacket } from './desired-packet.js';
 import type { Closure } from './requires-closure.js';
 import type { Joined, Outcome, SharedDesired } from './resolve-desired-state.js';
-import { pickTop, rangeTest, rankVersions, type Selection } from './select-packet.js';
+import { rangeTest, rankVersions, selectTop, type Selection } from './select-packet.js';
 
 /** The ranked candidates of one app for the devices with one pick key (see `pickKeyOf`), and the pick of rule 4 among them. */
 export interface Pick {
@@ -43,8 +43,9 @@ export interface CompiledApp {
  */
 interface Eligible {
   readonly packets: readonly Packet[];
-  /** Their positions in `fleet.packets`. */
+  /** Their positions in `fleet.packets`, and their tiers: packets of one tier rank alike (a tie at the top is ambiguous). */
   readonly positions: Int32Array;
+  readonly tiers: Int32Array;
   readonly keys: Int32Array;
   readonly values: Int32Array;
   readonly starts: Int32Array;
@@ -447,18 +448,21 @@ export function pickAt(index: FleetIndex, compiled: CompiledApp, key: number, co
   let pick = compiled.picks?.[key];
   if (!pick) {
     const { app } = compiled;
-    const { packets, positions, keys, values, starts } = (compiled.eligible ??= eligibleOf(index, compiled));
+    const eligible = (compiled.eligible ??= eligibleOf(index, compiled));
+    const { packets, positions, tiers, keys, values, starts } = eligible;
     const ranked: Packet[] = [];
     let first = -1;
+    let tied = 0;
     for (let i = 0; i < packets.length; i++) {
       let fits = true;
       for (let j = starts[i] as number; fits && j < (starts[i + 1] as number); j++)
         fits = codes[keys[j] as number] === values[j];
       if (!fits) continue;
       if (first < 0) first = i;
+      if (tiers[i] === tiers[first]) tied++;
       ranked.push(packets[i] as Packet);
     }
-    const selection = pickTop(ranked, app, app.version !== undefined);
+    const selection = selectTop(ranked, tied, app);
     pick = { ranked, selection, position: selection.ok ? (positions[first] as number) : -1 };
     if (compiled.picks) compiled.picks[key] = pick;
   }
@@ -524,10 +528,22 @@ function eligibleOf(index: FleetIndex, compiled: CompiledApp): Eligible {
   return {
     packets: order.map((f) => index.fleet.packets[found[f] as number] as Packet),
     positions: Int32Array.from(order, (f) => found[f] as number),
+    tiers: tiersOf(order.map((f) => [rank[f] as number, labelCount(starts, found[f] as number)] as const)),
     keys: Int32Array.from(deviceKeys),
     values: Int32Array.from(deviceValues),
     starts: from,
   };
+}
+
+/** Tiers of sorted (version rank, label count) pairs: equal pairs, equal tiers. */
+function tiersOf(sorted: readonly (readonly [number, number])[]): Int32Array {
+  const tiers = new Int32Array(sorted.length);
+  for (let i = 1; i < sorted.length; i++) {
+    const [rank, count] = sorted[i] as readonly [number, number];
+    const [before, counted] = sorted[i - 1] as readonly [number, number];
+    tiers[i] = (tiers[i - 1] as number) + (rank === before && count === counted ? 0 : 1);
+  }
+  return tiers;
 }
 
 function labelCount(starts: Int32Array, i: number): number {

@@ -89,23 +89,32 @@ export function compareRank(a: Packet, b: Packet, byVersion: boolean): number {
 }
 
 /**
- * Picks the top of a ranked candidate list; a tie at the top is `ambiguous_match`, none is
- * `no_matching_packet`. Messages name the app, not who asked for it: the caller adds that.
+ * Rule 4's answer from a ranked candidate list whose first `tied` candidates rank alike: the first when it
+ * alone ranks top, `ambiguous_match` for a tie, `no_matching_packet` for none. Messages name the app, not
+ * who asked for it: the caller adds that.
  */
-export function pickTop(ranked: readonly Packet[], app: App, byVersion: boolean): Selection {
-  const [first, second] = ranked;
+export function selectTop(ranked: readonly Packet[], tied: number, app: App): Selection {
+  const first = ranked[0];
   if (!first) {
     const pins = Object.keys(app.labels).length ? ` ${formatLabels(app.labels)}` : '';
     const range = app.version ? ` version ${app.version}` : '';
     return { ok: false, code: 'no_matching_packet', message: `no packet matches ${app.name}${pins}${range}` };
   }
-  if (second && compareRank(first, second, byVersion) === 0) {
-    const tied = ranked.filter((p) => compareRank(first, p, byVersion) === 0);
+  if (tied > 1) {
+    const labels = ranked.slice(0, tied).map((p) => formatLabels(p.labels));
     return {
       ok: false,
       code: 'ambiguous_match',
-      message: `${tied.length} packets match ${app.name} equally well: ${tied.map((p) => formatLabels(p.labels)).join(', ')}`,
+      message: `${tied} packets match ${app.name} equally well: ${labels.join(', ')}`,
     };
   }
   return { ok: true, packet: first };
+}
+
+/** `selectTop` of a list sorted by `compareRank`. */
+export function pickTop(ranked: readonly Packet[], app: App, byVersion: boolean): Selection {
+  const first = ranked[0];
+  let tied = first ? 1 : 0;
+  while (first && tied < ranked.length && compareRank(first, ranked[tied] as Packet, byVersion) === 0) tied++;
+  return selectTop(ranked, tied, app);
 }
