@@ -121,9 +121,10 @@ function sha256Joined(a: string, b: string): void {
  */
 export function rolloutBucket(specId: string, deviceId: string): number {
   sha256Joined(specId, deviceId);
-  // Horner over the digest's 32-bit words: (bucket × 2^32 + word) mod 10000, exact in doubles.
+  // Horner over the digest's 32-bit words: (bucket × 2^32 + word) mod 10000, with 2^32 mod 10000 = 7296,
+  // so every step stays below 2^31 and runs on integers.
   let bucket = 0;
-  for (let i = 0; i < 8; i++) bucket = (bucket * 4294967296 + (state[i] as number)) % 10000;
+  for (let i = 0; i < 8; i++) bucket = (bucket * 7296 + ((state[i] as number) % 10000)) % 10000;
   return bucket;
 }
 
