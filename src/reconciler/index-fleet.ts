@@ -448,8 +448,10 @@ export function pickAt(index: FleetIndex, compiled: CompiledApp, key: number, co
   let pick = compiled.picks?.[key];
   if (!pick) {
     const { app } = compiled;
-    const eligible = (compiled.eligible ??= eligibleOf(index, compiled));
-    const { packets, positions, tiers, keys, values, starts } = eligible;
+    const { packets, positions, tiers, keys, values, starts } = (compiled.eligible ??= eligibleOf(
+      index,
+      compiled,
+    ));
     const ranked: Packet[] = [];
     let first = -1;
     let tied = 0;
