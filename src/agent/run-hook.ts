@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { isInside } from './is-inside.js';
+import { isBelow } from './is-inside.js';
 import type { HookName } from './add-packet.js';
 
 export interface HookRequest {
@@ -106,7 +106,7 @@ async function checkHookFile(slot: string, path: string): Promise<{ file: string
   try {
     const realSlot = await realpath(slot);
     file = await realpath(join(realSlot, path));
-    if (file === realSlot || !isInside(realSlot, file)) {
+    if (!isBelow(realSlot, file)) {
       return 'is not inside the slot (a link resolves outside it)';
     }
     if (!(await stat(file)).isFile()) return 'is not a regular file';

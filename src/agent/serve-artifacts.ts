@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { isInside } from './is-inside.js';
+import { isBelow } from './is-inside.js';
 import { pipeline } from 'node:stream/promises';
 import { listenOnLoopback, stopListening, type LoopbackServer } from '../git/listen-on-loopback.js';
 
@@ -30,7 +30,7 @@ export async function locateServedFile(root: string, urlPath: string): Promise<S
   if (decoded.includes('\0') || segments.includes('..') || segments.length === 0) return undefined;
   const real = await realpath(join(root, ...segments)).catch(() => undefined);
   if (real === undefined) return undefined;
-  if (real === root || !isInside(root, real)) return undefined;
+  if (!isBelow(root, real)) return undefined;
   const info = await stat(real).catch(() => undefined);
   return info?.isFile() ? { path: real, size: info.size } : undefined;
 }
