@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +7,7 @@ import type { AgentConfig } from '../src/schema/agent-config.js';
 import { AgentWorld, script, specYaml } from './support/agent-world.js';
 import { git } from './support/git-fixture.js';
 import { waitUntil } from './support/wait-until.js';
-import { cliEnv, ensureBuilt, projectRoot } from './support/run-cli.js';
+import { ensureBuilt, startCli } from './support/run-cli.js';
 
 /** `gitfleet agent run` as a device runs it: a child process with its own lock, logs, metrics and exit code. */
 
@@ -46,31 +45,13 @@ function stateRefs(): string {
   return git(join(world.dir, 'served', 'fleet.git'), ['for-each-ref', 'refs/gitfleet/state/']);
 }
 
-interface Child {
-  exit: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  kill(signal: NodeJS.Signals): void;
-  pid: number | undefined;
-}
-
-function startAgent(args: readonly string[]): Child {
-  const child = spawn(process.execPath, [join(projectRoot, 'bin/run.js'), 'agent', 'run', ...args], {
-    env: cliEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return {
-    exit: new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr }))),
-    kill: (signal) => child.kill(signal),
-    pid: child.pid,
-  };
+function startAgent(args: readonly string[]) {
+  return startCli(['agent', 'run', ...args]);
 }
 
 /** Runs the agent to its end. Never spawnSync: the servers answering it live in this process. */
 function agentRun(args: readonly string[]) {
-  return startAgent(args).exit;
+  return startAgent(args).exited;
 }
 
 describe('gitfleet agent run', () => {
@@ -94,7 +75,7 @@ describe('gitfleet agent run', () => {
     expect(refused.error.code).toBe('agent_locked');
     expect(refused.error.message).toMatch(/another agent \(pid \d+\)/);
 
-    const done = await first.exit;
+    const done = await first.exited;
     expect(done.code).toBe(0);
     const report = JSON.parse(done.stdout) as { result: string; actions: { outcome: string }[] };
     expect(report.result).toBe('converged');
@@ -135,10 +116,10 @@ describe('gitfleet agent run', () => {
       pid: number;
       acquiredAt: string;
     };
-    expect(owner.pid).toBe(agent.pid);
+    expect(owner.pid).toBe(agent.child.pid);
     expect(Date.parse(owner.acquiredAt)).toBeGreaterThanOrEqual(released.getTime() - 1000);
-    agent.kill('SIGTERM');
-    const done = await agent.exit;
+    agent.child.kill('SIGTERM');
+    const done = await agent.exited;
     expect(done.code).toBe(0);
     expect(existsSync(join(config.dirs.state, 'agent.lock'))).toBe(false);
     expect(done.stderr).toContain('next pass in');

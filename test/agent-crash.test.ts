@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { runPass } from '../src/agent/run-pass.js';
 import type { AgentConfig } from '../src/schema/agent-config.js';
 import type { AgentStep, Journal } from '../src/schema/parse-journal.js';
 import { AgentWorld, script, specYaml, type TestPacket } from './support/agent-world.js';
-import { cliEnv, ensureBuilt, projectRoot } from './support/run-cli.js';
+import { cliEnv, ensureBuilt, startCli } from './support/run-cli.js';
 import { waitUntil } from './support/wait-until.js';
 
 /**
@@ -93,13 +92,6 @@ interface Device {
   file: string;
 }
 
-interface AgentExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** What `agent run --once --json` prints, as far as these tests read it. */
 interface RunJson {
   result: string;
@@ -150,27 +142,7 @@ function startAgent(device: Device, crashAt?: StepEvent) {
   const env = cliEnv();
   delete env.GITFLEET_CRASH_AT;
   if (crashAt !== undefined) env.GITFLEET_CRASH_AT = crashAt;
-  const child = spawn(
-    process.execPath,
-    [`${projectRoot}bin/run.js`, 'agent', 'run', '--config', device.file, '--once', '--json'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<AgentExit>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`agent for ${device.id} still running after 45 s:\n${stderr}`));
-    }, 45_000);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, exited };
+  return startCli(['agent', 'run', '--config', device.file, '--once', '--json'], env, 45_000);
 }
 
 /** A run that must end converged: exit 0 and `result: converged` in its JSON. */

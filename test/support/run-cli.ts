@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -46,4 +46,43 @@ export function runCliJson<T = unknown>(
 ): { status: number | null; json: T } {
   const result = runCli([...args, '--json'], cwd);
   return { status: result.status, json: JSON.parse(result.stdout) as T };
+}
+
+export interface CliExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Starts `gitfleet ARGS` as a child process without waiting for it (never spawnSync when the servers
+ * answering it live in this process, or to signal it): the child, and its exit with all it printed. A
+ * child still running after `timeoutMs` is killed and its exit rejects.
+ */
+export function startCli(
+  args: readonly string[],
+  env = cliEnv(),
+  timeoutMs = 60_000,
+): { child: ChildProcess; exited: Promise<CliExit> } {
+  const child = spawn(process.execPath, [`${projectRoot}bin/run.js`, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<CliExit>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gitfleet ${args.join(' ')} still running after ${timeoutMs / 1000} s:\n${stderr}`));
+    }, timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, exited };
 }
