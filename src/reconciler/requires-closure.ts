@@ -1,6 +1,7 @@
 import { compareStrings } from '../schema/compare-strings.js';
 import type { Packet } from '../schema/fleet.js';
 import { dependsOn, describe, none, type DesiredPacket } from './desired-packet.js';
+import { hashWords, sameWords } from './hash-words.js';
 import { pickFor, pickKeyOf, type CompiledApp, type FleetIndex, type Reach } from './index-fleet.js';
 import type { ResolveError } from './resolve-desired-state.js';
 import { compareRank, pickTop } from './select-packet.js';
@@ -350,11 +351,14 @@ function positionOf(chosen: Int32Array, n: number, nameId: number): number {
  */
 export function closureOf(index: FleetIndex, codes: Int32Array, n: number, required: number): Closure {
   const length = closureKey(index, codes, n, required);
-  const hash = length < 0 ? 0 : hashWords(index.scratch.key, length);
+  const { key: words } = index.scratch;
+  const hash = length < 0 ? 0 : hashWords(words, 0, length);
   const known = length < 0 ? undefined : index.closures.get(hash);
-  for (let i = 0; known !== undefined && i < known.length; i++)
-    if (sameWords((known[i] as Closure).key, index.scratch.key, length)) return known[i] as Closure;
-  const key = index.scratch.key.slice(0, Math.max(0, length));
+  for (let i = 0; known !== undefined && i < known.length; i++) {
+    const closure = known[i] as Closure;
+    if (sameWords(closure.key, 0, closure.key.length, words, 0, length)) return closure;
+  }
+  const key = words.slice(0, Math.max(0, length));
   const closure = closeExplicit(index, explicitChoices(index, n, required), codes, key);
   if (length >= 0) {
     if (known) known.push(closure);
@@ -364,17 +368,4 @@ export function closureOf(index: FleetIndex, codes: Int32Array, n: number, requi
     }
   }
   return closure;
-}
-
-/** FNV-1a over 32-bit words. */
-function hashWords(words: Int32Array, length: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < length; i++) hash = Math.imul(hash ^ (words[i] as number), 0x01000193);
-  return hash >>> 0;
-}
-
-function sameWords(a: Int32Array, b: Int32Array, length: number): boolean {
-  if (a.length !== length) return false;
-  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

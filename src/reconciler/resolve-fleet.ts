@@ -1,4 +1,5 @@
 import type { Device, Fleet } from '../schema/fleet.js';
+import { hashWords, sameWords } from './hash-words.js';
 import { classKeyOf, classOf, indexFleet, matchSpecOrders } from './index-fleet.js';
 import { resolveInClass, type DesiredState } from './resolve-desired-state.js';
 
@@ -43,11 +44,11 @@ export function resolveFleet(fleet: Fleet, devices: readonly Device[]): DesiredS
       const device = devices[i] as Device;
       const from = starts[i] as number;
       const to = starts[i + 1] as number;
-      const hash = hashOrders(specs, from, to);
+      const hash = hashWords(specs, from, to);
       const first = resolved.get(hash);
       if (
         first !== undefined &&
-        sameOrders(specs, starts[first] as number, starts[first + 1] as number, from, to)
+        sameWords(specs, starts[first] as number, starts[first + 1] as number, specs, from, to)
       ) {
         states[i] = withDevice(states[first] as DesiredState, device);
         continue;
@@ -57,19 +58,6 @@ export function resolveFleet(fleet: Fleet, devices: readonly Device[]): DesiredS
     }
   }
   return states;
-}
-
-/** FNV-1a over `orders[from]` to `orders[to - 1]`. */
-function hashOrders(orders: Int32Array, from: number, to: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = from; i < to; i++) hash = Math.imul(hash ^ (orders[i] as number), 0x01000193);
-  return hash >>> 0;
-}
-
-function sameOrders(orders: Int32Array, a: number, aEnd: number, b: number, bEnd: number): boolean {
-  if (aEnd - a !== bEnd - b) return false;
-  for (let i = 0; i < aEnd - a; i++) if (orders[a + i] !== orders[b + i]) return false;
-  return true;
 }
 
 /** Another device's desired state, for this device. */
