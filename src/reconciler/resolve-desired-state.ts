@@ -160,25 +160,25 @@ function requestsOf(
  * Rule 3 for the first `count` requests in `index.scratch.list` when they all select one packet on a
  * device of the class: the desired packet they make together and their warnings, shared by
  * the devices they select it for. Null when they fail or disagree: then `joinRequests` says why.
+ * `joinKey` is their ids in mixed radix as the first pass of `resolveInClass` makes it (-1: not exact).
  */
-function joinAgreeing(index: FleetIndex, deviceClass: DeviceClass, count: number): Joined | null {
+function joinAgreeing(
+  index: FleetIndex,
+  deviceClass: DeviceClass,
+  count: number,
+  joinKey: number,
+): Joined | null {
   const list = index.scratch.list;
   let packet: Packet | undefined;
   let position = -1;
-  // The ids in mixed radix while that is exact, else as text.
-  const radix = index.requests.length + 1;
-  let key: number | string = 0;
   for (let i = 0; i < count; i++) {
-    const id = list[i] as number;
-    const outcome = outcomeIn(index, deviceClass, id);
+    const outcome = outcomeIn(index, deviceClass, list[i] as number);
     const { selection } = outcome;
     if (!selection.ok || (packet !== undefined && packet !== selection.packet)) return null;
     packet = selection.packet;
     position = outcome.position;
-    if (typeof key === 'number' && key * radix + id + 1 <= Number.MAX_SAFE_INTEGER)
-      key = key * radix + id + 1;
-    else key = `${key},${id}`;
   }
+  const key = joinKey >= 0 ? joinKey : list.subarray(0, count).join(',');
   const known = index.joined.get(key);
   let joined: Joined | undefined;
   for (let i = 0; known !== undefined && i < known.length && !joined; i++)
@@ -326,7 +326,8 @@ export function resolveInClass(
         const key = joinKeys[nameId] as number;
         let joined = key < 0 ? undefined : deviceClass.joins.get(key);
         if (joined === undefined) {
-          joined = joinAgreeing(index, deviceClass, requestsOf(index, applying, from, to, nameId, priority));
+          const asking = requestsOf(index, applying, from, to, nameId, priority);
+          joined = joinAgreeing(index, deviceClass, asking, key);
           if (key >= 0) deviceClass.joins.set(key, joined);
         }
         if (!joined) {
