@@ -9,7 +9,6 @@ import { rangeTest } from './select-packet.js';
  * `starts[i + 1]` (a device's value ids per packet key, see `classKeyOf`).
  */
 export interface Eligible {
-  readonly packets: readonly Packet[];
   /** Their positions in `fleet.packets`, and their tiers: packets of one tier rank alike (a tie at the top is ambiguous). */
   readonly positions: Int32Array;
   readonly tiers: Int32Array;
@@ -75,7 +74,6 @@ export function eligiblePackets(index: FleetIndex, compiled: CompiledApp): Eligi
     from[n + 1] = deviceKeys.length;
   });
   return {
-    packets: order.map((f) => index.fleet.packets[found[f] as number] as Packet),
     positions: Int32Array.from(order, (f) => found[f] as number),
     tiers: tiersOf(order.map((f) => [rank[f] as number, labelCount(starts, found[f] as number)] as const)),
     keys: Int32Array.from(deviceKeys),

@@ -172,9 +172,11 @@ function hasLabels(labels: Labels): boolean {
 export function indexFleet(fleet: Fleet): FleetIndex {
   const labels = indexPacketLabels(fleet.packets);
   const allNames = new Set<string>();
-  for (const packet of fleet.packets) allNames.add(packet.name);
+  for (const packet of fleet.packets) {
+    allNames.add(packet.name);
+    for (const app of packet.requires) allNames.add(app.name);
+  }
   for (const spec of fleet.specs) for (const app of spec.apps) allNames.add(app.name);
-  for (const packet of fleet.packets) for (const app of packet.requires) allNames.add(app.name);
   const names = [...allNames].sort(compareStrings);
   const nameIds = new Map(names.map((n, i) => [n, i]));
   const positions = names.map((): number[] => []);
@@ -434,21 +436,21 @@ export function pickAt(index: FleetIndex, compiled: CompiledApp, key: number, co
   let pick = compiled.picks?.[key];
   if (!pick) {
     const { app } = compiled;
-    const { packets, positions, tiers, keys, values, starts } = (compiled.eligible ??= eligiblePackets(
+    const { positions, tiers, keys, values, starts } = (compiled.eligible ??= eligiblePackets(
       index,
       compiled,
     ));
     const ranked: Packet[] = [];
     let first = -1;
     let tied = 0;
-    for (let i = 0; i < packets.length; i++) {
+    for (let i = 0; i < positions.length; i++) {
       let fits = true;
       for (let j = starts[i] as number; fits && j < (starts[i + 1] as number); j++)
         fits = codes[keys[j] as number] === values[j];
       if (!fits) continue;
       if (first < 0) first = i;
       if (tiers[i] === tiers[first]) tied++;
-      ranked.push(packets[i] as Packet);
+      ranked.push(index.fleet.packets[positions[i] as number] as Packet);
     }
     const selection = selectTop(ranked, tied, app);
     pick = { ranked, selection, position: selection.ok ? (positions[first] as number) : -1 };
